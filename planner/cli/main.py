@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -54,8 +55,28 @@ class UsageError(Exception):
         self.prog = prog
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help text is shown literally where %-expansion fails (a subcommand's help saying "95% interval")."""
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        try:
+            return super()._expand_help(action)
+        except (TypeError, ValueError, KeyError):
+            return self._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line, raised rather than printed."""
+    """An ArgumentParser whose errors are one line, raised rather than printed.
+
+    Negative numbers in any spelling (``-1e10``, ``-.5``, ``-inf``) are values, not options, so that
+    ``--gflops -1e10`` reports the bad value instead of "expected one argument".
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(
+            r"^-(\d+\.?\d*(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
 
     def error(self, message: str):  # type: ignore[override]
         raise UsageError(self.prog, f"{message} (see '{self.prog} --help')")

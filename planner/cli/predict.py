@@ -1,0 +1,78 @@
+"""``clipbudget predict``: zero-shot top-1 of one configuration, with a 95 % interval.
+
+Without ``--fit`` the built-in prior answers (published results + finding-based terms). Compute follows the
+paper convention (per-sample forward GFLOPs, FLOPs = 2 × MACs, × samples seen).
+
+Examples::
+
+    clipbudget predict --model ViT-B-32 --samples-seen 1.36e9 --unique-samples 1.36e9 --quality-fraction 0.4
+    clipbudget predict --fit FIT.json --model ViT-B-16 --samples-seen 3.4e9 --unique-samples 4e8 --format json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from planner.cli import _format as fmt
+
+#: Keys of ``--format json`` (always present).
+KEYS = ("predicted_top1", "ci_low", "ci_high", "form", "extrapolation", "sources")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "predict",
+        help="predict zero-shot top-1 of one configuration (with a 95% interval)",
+        description="Predict ImageNet zero-shot top-1 of one training configuration from a scaling-law fit "
+                    "(the built-in published prior unless --fit is given).",
+        epilog="example:\n  clipbudget predict --model ViT-B-32 --samples-seen 1.36e9 --unique-samples 1.36e9 "
+               "--quality-fraction 0.4",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--fit", metavar="FIT.json", help="a fit written by 'clipbudget fit' (default: built-in prior)")
+    p.add_argument("--model", required=True, metavar="M", help="catalog name or open_clip JSON config path")
+    p.add_argument("--samples-seen", required=True, type=fmt.positive_number, metavar="S",
+                   help="samples seen in training (e.g. 3.4e9 or 3.4B)")
+    p.add_argument("--unique-samples", required=True, type=fmt.positive_number, metavar="U",
+                   help="unique samples (epochs = S / U)")
+    p.add_argument("--quality-fraction", type=fmt.fraction, default=1.0, metavar="Q",
+                   help="top fraction of the pool kept by quality, in (0, 1] (default 1)")
+    p.add_argument("--strategy", default="clip", choices=("clip", "slip", "flip", "clip_aug"))
+    p.add_argument("--flip-mask", type=fmt.unit_interval, default=None, metavar="R",
+                   help="FLIP's share of dropped patches, in [0, 1) (default 0.5)")
+    p.add_argument("--image-size", type=fmt.positive_int, default=None, metavar="PX")
+    p.add_argument("--context-length", type=fmt.positive_int, default=None, metavar="TOKENS")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from planner.scaling.predict import predict_config
+
+    res = predict_config(model=args.model, samples_seen=args.samples_seen, unique_samples=args.unique_samples,
+                         quality_fraction=args.quality_fraction, strategy=args.strategy,
+                         flip_mask_ratio=args.flip_mask if args.strategy == "flip" else None,
+                         image_size=args.image_size, context_length=args.context_length, fit=args.fit)
+    if args.format == "json":
+        json.dump(res, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    out = fmt.console()
+    epochs = res["samples_seen"] / res["unique_samples"]
+    out.print(f"[bold]{res['model']}[/bold] {res['strategy']}, {fmt.human_count(res['samples_seen'])} samples seen, "
+              f"{fmt.human_count(res['unique_samples'])} unique ({epochs:.3g} epochs), quality {res['quality_fraction']:g}, "
+              f"{fmt.sci(res['total_gflops'])} GFLOPs (paper convention)")
+    out.print(f"predicted zero-shot top-1: [bold]{fmt.pct(res['predicted_top1'])}[/bold] "
+              f"(95% interval {fmt.pct(res['ci_low'])} – {fmt.pct(res['ci_high'])})")
+    out.print(f"fit: {res['fit']}, {res['form']} form")
+    if res["extrapolation"]:
+        fmt.warn("outside the fitted data's compute range: this prediction is an extrapolation")
+    terms = [t for t in res["finding_terms"] if t != "gamma"]
+    if terms:
+        fmt.warn("rests on finding-based terms (no published numbers): " + ", ".join(terms))
+    out.print("sources: " + "; ".join(res["sources"]), soft_wrap=True)
+    return 0

@@ -1,0 +1,198 @@
+"""Rows → feature arrays for the scaling forms (numpy only; model costs from :mod:`budget.flops`).
+
+A *row* is a mapping with at least ``model``, ``samples_seen``, ``unique_samples``; optional ``strategy``
+(default ``clip``), ``quality_fraction`` (1), ``image_size``/``context_length`` (the model's own, i.e. 224
+and 77 for the published models), ``flip_mask_ratio`` (0.5 for flip, else 0), ``data_pool`` and the metric
+(``zeroshot_top1``, a fraction). Bad values raise :class:`budget.errors.ConfigError` naming the row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from budget.errors import ConfigError
+
+STRATEGIES = ("clip", "slip", "flip", "clip_aug")
+REQUIRED = ("model", "samples_seen", "unique_samples")
+CONV_FAMILIES = ("modified_resnet",)
+
+
+@dataclass(frozen=True)
+class Features:
+    """Per-row arrays (length n). Units: counts (samples), GFLOPs / GMACs as named."""
+
+    model: np.ndarray  # str
+    capacity: np.ndarray  # plain CLIP per-sample forward GFLOPs (capacity N before /10)
+    compute_gmacs: np.ndarray  # strategy-adjusted per-sample forward GMACs × samples seen
+    total_gflops: np.ndarray  # strategy-adjusted per-sample forward GFLOPs × samples seen (paper convention)
+    seen: np.ndarray
+    unique: np.ndarray
+    quality: np.ndarray
+    mask: np.ndarray
+    conv: np.ndarray  # 1.0 for convolutional image towers
+    is_slip: np.ndarray
+    is_flip: np.ndarray
+    is_aug: np.ndarray
+    strategy: np.ndarray  # str
+    pool_key: np.ndarray  # "pool:<name>" (str)
+    y: np.ndarray | None  # metric (fraction) or None
+
+    def __len__(self) -> int:
+        return len(self.seen)
+
+    def take(self, idx) -> Features:
+        """The rows at ``idx`` (indices or boolean mask)."""
+        kw = {k: (None if v is None else v[idx]) for k, v in self.__dict__.items()}
+        return Features(**kw)
+
+
+@lru_cache(maxsize=512)
+def model_costs(model: str, strategy: str, image_size: int | None, context_length: int | None,
+                mask: float) -> tuple[float, float, bool]:
+    """(plain CLIP forward GFLOPs, strategy-adjusted forward GFLOPs, is-convolutional) per sample."""
+    from budget.catalog import get_model
+    from budget.flops import sample_cost
+
+    spec = get_model(model)
+    plain = sample_cost(spec, "clip", image_size=image_size, context_length=context_length)
+    adj = sample_cost(spec, strategy, image_size=image_size, context_length=context_length,
+                      flip_mask_ratio=mask if strategy == "flip" else 0.5)
+    return float(plain.forward_gflops), float(adj.forward_gflops), spec.family in CONV_FAMILIES
+
+
+def _missing(v) -> bool:
+    if v is None:
+        return True
+    try:
+        return isinstance(v, float) and math.isnan(v) or (isinstance(v, str) and v.strip() == "")
+    except TypeError:
+        return False
+
+
+def _number(row: Mapping, key: str, where: str, default=None, *, integer_ok=True) -> float:
+    v = row.get(key, None)
+    if _missing(v):
+        if default is None:
+            raise ConfigError(f"{where}: column '{key}' is missing or empty (required: {', '.join(REQUIRED)})")
+        return float(default)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {key}={v!r} is not a number") from None
+    if not math.isfinite(f):
+        raise ConfigError(f"{where}: {key}={v!r} must be finite")
+    return f
+
+
+def build_features(rows: Iterable[Mapping], *, metric: str | None = None, reference_pool: str = "") -> Features:
+    """Validate ``rows`` and compute their features.
+
+    ``metric`` (e.g. ``"zeroshot_top1"``) is read into ``y`` when given; it must lie in (0, 1).
+    Rows whose ``data_pool`` equals ``reference_pool`` (or is empty) get the reference pool key ``"pool:"``.
+
+    Example:
+        >>> f = build_features([{"model": "ViT-B-32", "samples_seen": 2.5e9, "unique_samples": 4e8}])
+        >>> round(float(f.capacity[0]), 2), float(f.seen[0] / f.unique[0])
+        (14.78, 6.25)
+    """
+    cols: dict[str, list] = {k: [] for k in Features.__dataclass_fields__ if k != "y"}
+    ys: list[float] = []
+    for i, row in enumerate(rows):
+        where = f"row {i + 1}" + (f" ({row.get('source')})" if row.get("source") else "")
+        model = row.get("model")
+        if _missing(model):
+            raise ConfigError(f"{where}: column 'model' is missing or empty (required: {', '.join(REQUIRED)})")
+        strategy = row.get("strategy")
+        strategy = "clip" if _missing(strategy) else str(strategy)
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"{where}: unknown strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}")
+        seen = _number(row, "samples_seen", where)
+        unique = _number(row, "unique_samples", where)
+        if seen < 1 or unique < 1:
+            raise ConfigError(f"{where}: samples_seen={seen:g} and unique_samples={unique:g} must be >= 1")
+        q = _number(row, "quality_fraction", where, 1.0)
+        if not 0 < q <= 1:
+            raise ConfigError(f"{where}: quality_fraction={q:g} must be in (0, 1]")
+        image = row.get("image_size")
+        ctx = row.get("context_length")
+        image = None if _missing(image) else int(_number(row, "image_size", where))
+        ctx = None if _missing(ctx) else int(_number(row, "context_length", where))
+        mask = _number(row, "flip_mask_ratio", where, 0.5 if strategy == "flip" else 0.0)
+        if strategy == "flip" and not 0 <= mask < 1:
+            raise ConfigError(f"{where}: flip_mask_ratio={mask:g} must be in [0, 1)")
+        if strategy != "flip":
+            mask = 0.0
+        plain, adj, conv = model_costs(str(model), strategy, image, ctx, round(mask, 6))
+        pool = row.get("data_pool")
+        pool = "" if _missing(pool) or str(pool) == reference_pool else str(pool)
+        cols["model"].append(str(model))
+        cols["capacity"].append(plain)
+        cols["compute_gmacs"].append(adj / 2.0 * seen)
+        cols["total_gflops"].append(adj * seen)
+        cols["seen"].append(seen)
+        cols["unique"].append(unique)
+        cols["quality"].append(q)
+        cols["mask"].append(mask)
+        cols["conv"].append(1.0 if conv else 0.0)
+        cols["is_slip"].append(1.0 if strategy == "slip" else 0.0)
+        cols["is_flip"].append(1.0 if strategy == "flip" else 0.0)
+        cols["is_aug"].append(1.0 if strategy == "clip_aug" else 0.0)
+        cols["strategy"].append(strategy)
+        cols["pool_key"].append(f"pool:{pool}")
+        if metric is not None:
+            yv = _number(row, metric, where)
+            if not 0 < yv < 1:
+                raise ConfigError(f"{where}: {metric}={yv:g} must be a fraction in (0, 1) (accuracies are fractions)")
+            ys.append(yv)
+    if not cols["model"]:
+        raise ConfigError("no rows to fit or predict")
+    arrays = {k: np.asarray(v, dtype=object if k in ("model", "strategy") else None) for k, v in cols.items()}
+    arrays["model"] = np.asarray(cols["model"], dtype=str)
+    arrays["strategy"] = np.asarray(cols["strategy"], dtype=str)
+    arrays["pool_key"] = np.asarray(cols["pool_key"], dtype=str)
+    return Features(**arrays, y=np.asarray(ys, dtype=float) if metric is not None else None)
+
+
+def data_hash(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
+    """sha256 (16 hex) of the given columns of ``rows``, order-independent."""
+    canon = sorted(json.dumps([str(r.get(c)) for c in columns]) for r in rows)
+    return hashlib.sha256("\n".join(canon).encode()).hexdigest()[:16]
+
+
+def select_frontier(x: Features, how: str = "all") -> np.ndarray:
+    """Indices of the rows to fit: ``all``; ``pareto`` (no other row has ≤ compute and ≥ accuracy);
+    ``hull`` (upper convex hull of accuracy vs log10 compute)."""
+    n = len(x)
+    if how == "all" or x.y is None:
+        return np.arange(n)
+    c = np.log10(x.total_gflops)
+    order = np.lexsort((-x.y, c))
+    if how == "pareto":
+        keep, best = [], -np.inf
+        for i in order:
+            if x.y[i] > best:
+                keep.append(i)
+                best = x.y[i]
+        return np.sort(np.asarray(keep, dtype=int))
+    if how == "hull":
+        pareto = select_frontier(x, "pareto")
+        pts = sorted(pareto, key=lambda i: c[i])
+        hull: list[int] = []
+        for i in pts:  # monotone chain, upper hull
+            while len(hull) >= 2:
+                a, b = hull[-2], hull[-1]
+                cross = (c[b] - c[a]) * (x.y[i] - x.y[a]) - (x.y[b] - x.y[a]) * (c[i] - c[a])
+                if cross >= 0:
+                    hull.pop()
+                else:
+                    break
+            hull.append(i)
+        return np.sort(np.asarray(hull, dtype=int))
+    raise ConfigError(f"unknown frontier '{how}'; choose one of: all, pareto, hull")

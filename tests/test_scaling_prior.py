@@ -1,0 +1,50 @@
+"""The built-in prior's data: published.csv (a citation per row, schema columns) and prior_fit.json (fresh,
+complete, loadable without scipy/pandas)."""
+
+from __future__ import annotations
+
+import re
+
+from planner.prior import published_rows
+from planner.scaling import terms
+from planner.scaling.data import data_hash
+from planner.scaling.predict import load_model
+from results.schema import COLUMNS, validate_row
+
+EXTRA = {"citation", "used_in_prior", "notes"}
+
+
+def test_published_rows_are_cited_and_fit_the_schema():
+    rows = published_rows()
+    assert len(rows) == 60
+    keys = set()
+    for r in rows:
+        assert set(r) - set(COLUMNS) == EXTRA
+        assert re.fullmatch(r"published:[a-z0-9]+", r["source"]) and len(r["citation"]) > 20
+        keys.add(r["source"])
+        row = {k: (None if v == "" else v) for k, v in r.items() if k in COLUMNS}
+        validate_row(row)
+        assert 0 < float(r["zeroshot_top1"]) < 1
+        assert float(r["unique_samples"]) <= float(r["pool_size"])
+    assert keys == {"published:cherti2023", "published:radford2021", "published:gadre2023",
+                    "published:li2023flip", "published:mu2022slip"}
+
+
+def test_prior_fit_is_fresh_and_complete():
+    m = load_model(None)
+    rows = published_rows(prior_only=True)
+    assert m.info["data_hash"] == data_hash(rows, ("model", "strategy", "samples_seen", "unique_samples",
+                                                    "quality_fraction", "data_pool", "zeroshot_top1")), \
+        "prior_fit.json is stale: run python -m planner.prior.build"
+    assert m.form.name == "saturating" and m.draws.shape[0] >= 1000 and m.info["n_points"] == len(rows)
+    assert m.info["excluded_published_rows"] and "cherti" in m.info["candidates"]
+    for name in m.info["fixed_terms"]:
+        assert name in terms.CITATIONS
+
+
+def test_prior_reproduces_cherti_grid_within_a_few_points():
+    m = load_model(None)
+    rows = [r for r in published_rows() if r["source"] == "published:cherti2023"]
+    p = m.predict(rows)
+    err = [abs(a - float(r["zeroshot_top1"])) for a, r in zip(p.top1, rows)]
+    assert max(err) < 0.06 and sum(err) / len(err) < 0.025

@@ -1,0 +1,145 @@
+"""The executors a sweep submits to: shapes, the local executor's slots and GPUs, the sbatch script.
+
+GPUs are mocked where noted (``CUDA_VISIBLE_DEVICES`` names GPUs this machine does not have; the jobs
+never touch them); everything else is real: real submitit executors, real processes, real sbatch text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from budget.errors import ConfigError
+from runners.executors import (
+    ExecutorOptions,
+    Shape,
+    build_executor,
+    check_executor,
+    check_shape,
+    local_job_alive,
+    local_slots,
+    shape_of,
+)
+from tests._sweep_fixtures import record_slot, require_backend
+
+
+def test_shape_of_applies_overrides_and_defaults():
+    s = shape_of({"gpus_per_node": 2, "time_min": 30, "mem_gb": 16}, {"time_min": 10, "partition": "gpu"})
+    assert (s.gpus_per_node, s.time_min, s.mem_gb, s.partition, s.nodes) == (2, 10, 16.0, "gpu", 1)
+    assert s.tasks_per_node == 2  # one process per GPU
+    assert shape_of({}).tasks_per_node == 1
+
+
+def test_check_shape_names_what_the_backend_cannot_do(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # mocked: two GPUs
+    assert check_shape("local", Shape(gpus_per_node=2)) == []
+    assert "has 2 GPU(s)" in check_shape("local", Shape(gpus_per_node=4))[0]
+    assert "needs --executor slurm" in check_shape("local", Shape(nodes=2))[0]
+    assert "debug runs one process" in check_shape("debug", Shape(gpus_per_node=2))[0]
+    with pytest.raises(ConfigError, match="unknown executor 'pbs'; valid choices: debug, local, slurm"):
+        check_executor("pbs", [Shape()])
+
+
+def test_local_slots_give_each_concurrent_job_its_own_gpus(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")  # mocked: four GPUs
+    assert local_slots(Shape(gpus_per_node=1), None) == ["0", "1", "2", "3"]
+    assert local_slots(Shape(gpus_per_node=2), None) == ["0,1", "2,3"]
+    assert local_slots(Shape(gpus_per_node=1), 2) == ["0", "1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert local_slots(Shape(cpus_per_task=1), 3) == ["", "", ""]
+
+
+def test_local_executor_caps_concurrency_and_assigns_one_gpu_per_job(tmp_path, monkeypatch):
+    """Four real local jobs, two slots: never more than two at once, each with its own (mocked) GPU,
+    an explicit time limit (not submitit's 2-minute default) and --max-retries wired to submitit."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # mocked GPUs: the jobs only read the variable
+    from submitit.core.utils import DelayedSubmission
+
+    shape = Shape(gpus_per_node=1, cpus_per_task=1, time_min=7)
+    ex = build_executor("local", tmp_path / "jobs", shape, ExecutorOptions(kind="local", max_retries=5))
+    assert ex.parameters["timeout_min"] == 7
+    with ex.batch():
+        jobs = [ex.submit(record_slot, str(tmp_path), i, 1.5) for i in range(4)]
+    recs = [j.result() for j in jobs]
+    assert sorted(r["index"] for r in recs) == [0, 1, 2, 3]
+    assert {r["gpus"] for r in recs} <= {"0", "1"}
+    events = sorted([(r["start"], 1, r["gpus"]) for r in recs] + [(r["end"], -1, r["gpus"]) for r in recs])
+    running, peak, holders = 0, 0, set()
+    for _, delta, gpu in events:
+        if delta > 0:
+            assert gpu not in holders, "two concurrent jobs got the same GPU"
+            holders.add(gpu)
+        else:
+            holders.discard(gpu)
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2
+    for j in jobs:
+        delayed = DelayedSubmission.load(j.paths.submitted_pickle)
+        assert delayed._timeout_countdown == 5
+        assert (tmp_path / "jobs" / f"{j.job_id}_started").exists()
+        assert not local_job_alive(tmp_path / "jobs", j.job_id)
+
+
+def test_local_job_alive_ignores_unrelated_processes(tmp_path):
+    assert not local_job_alive(tmp_path, str(os.getpid()))  # alive, but not a submitit job of this folder
+    assert not local_job_alive(tmp_path, "not-a-pid")
+
+
+@pytest.mark.slurm
+def test_sbatch_script_for_a_multi_gpu_array(tmp_path):
+    """The sbatch text of a 2-node × 4-GPU shape (GPUs mocked: the script is only generated)."""
+    require_backend("slurm")
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    shape = Shape(gpus_per_node=4, nodes=2, cpus_per_task=8, mem_gb=64, time_min=240, partition="debug",
+                  account="lab", qos="high")  # fmt: skip
+    ex = build_executor("slurm", tmp_path, shape, ExecutorOptions(kind="slurm", array_parallelism=3, hold=True,
+                                                                   max_retries=4))  # fmt: skip
+    assert ex.max_num_timeout == 4
+    text = _make_sbatch_string(command="python -m x", folder=tmp_path, map_count=10, **ex.parameters)
+    lines = set(text.splitlines())
+    for expected in ("#SBATCH --array=0-9%3", "#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4",
+                     "#SBATCH --gpus-per-node=4", "#SBATCH --cpus-per-task=8", "#SBATCH --time=240",
+                     "#SBATCH --mem=65536MB", "#SBATCH --partition=debug", "#SBATCH --account=lab",
+                     "#SBATCH --qos=high", "#SBATCH --hold", "#SBATCH --signal=USR2@120"):  # fmt: skip
+        assert expected in lines, (expected, text)
+
+
+@pytest.mark.slurm
+def test_held_slurm_array_records_retries_and_cancels(tmp_path, monkeypatch):
+    """A real held array on the local cluster: --max-retries reaches the submitted pickles; cancel ends it."""
+    require_backend("slurm")
+    import submitit
+    from submitit.core.utils import DelayedSubmission
+
+    from runners.executors import cancel_job
+
+    monkeypatch.setattr(submitit.SlurmJob, "_results_timeout_s", 1)
+    ex = build_executor("slurm", tmp_path, Shape(cpus_per_task=1, mem_gb=1, time_min=5),
+                        ExecutorOptions(kind="slurm", hold=True, max_retries=2))  # fmt: skip
+    with ex.batch():
+        jobs = [ex.submit(record_slot, str(tmp_path), i, 0.1) for i in range(3)]
+    assert len({j.job_id.split("_")[0] for j in jobs}) == 1
+    try:
+        for j in jobs:
+            assert DelayedSubmission.load(j.paths.submitted_pickle)._timeout_countdown == 2
+            deadline = time.monotonic() + 30  # sacct shows a new job once slurmdbd has it
+            while not j.get_info(mode="force").get("State"):
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+            assert j.get_info(mode="force")["State"] == "PENDING"  # held
+    finally:
+        for j in jobs:
+            cancel_job("slurm", tmp_path, j.job_id)
+    for j in jobs:
+        deadline = time.monotonic() + 30
+        while j.get_info(mode="force").get("State", "").split(" ")[0] != "CANCELLED":
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    assert not list(Path(tmp_path).glob("slot-*.json"))  # held jobs never ran
+    json.dumps([j.job_id for j in jobs])
