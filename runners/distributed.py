@@ -118,18 +118,21 @@ def all_gather_object(env: DistEnv, obj) -> list:
     return out
 
 
-def any_flag(env: DistEnv, flag: bool) -> bool:
-    """True on every rank when ``flag`` is true on any rank (e.g. a stop request seen by one rank)."""
+def any_flags(env: DistEnv, *flags: bool) -> tuple[bool, ...]:
+    """Each flag true on every rank when it is true on any rank (one collective for all of them).
+
+    Example: ``stop, due = any_flags(env, got_signal, checkpoint_due)``.
+    """
     if not env.distributed:
-        return bool(flag)
+        return tuple(bool(f) for f in flags)
     import torch
     import torch.distributed as dist
 
     dev = torch.device("cuda", torch.cuda.current_device()) if env.backend == "nccl" else torch.device("cpu")
-    t = torch.tensor([1 if flag else 0], device=dev)
+    t = torch.tensor([1 if f else 0 for f in flags], device=dev)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return tuple(bool(x) for x in t.tolist())
 
 
-__all__ = ["DistEnv", "all_gather_object", "any_flag", "barrier", "broadcast_object", "cleanup", "env_ranks",
+__all__ = ["DistEnv", "all_gather_object", "any_flags", "barrier", "broadcast_object", "cleanup", "env_ranks",
            "init_distributed"]

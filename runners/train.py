@@ -16,7 +16,9 @@ gradient accumulation), backward, clip, step, log, checkpoint. The four strategi
 * Checkpoints (:mod:`runners.checkpoint`): every ``checkpoint_every_steps`` (0 = about every 10 % of the run,
   and at least every :data:`CHECKPOINT_EVERY_S` seconds), at the end, and on SIGTERM/SIGINT/SIGUSR1/SIGUSR2
   (the step in flight finishes, a checkpoint is written, then :class:`TrainingInterrupted` is raised; a
-  handler that was installed before, such as submitit's requeue handler, is called after the save).
+  handler that was installed before, such as submitit's requeue handler, is called after the save). Under
+  submitit a SIGTERM only saves a checkpoint and training goes on: SLURM sends SIGTERM first on preemption
+  and submitit's requeue signal (USR2) follows, so stopping on SIGTERM would end the job without a requeue.
   Resume restores model, optimizer, schedule position, data position and RNG states: an interrupted run
   continues the same loss curve (exactly, for strategies whose data transforms are deterministic).
 
@@ -43,7 +45,7 @@ import torch
 
 from budget.errors import ConfigError
 from runners import checkpoint as ckpt
-from runners.distributed import DistEnv, all_gather_object, any_flag
+from runners.distributed import DistEnv, all_gather_object, any_flags
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,7 @@ class _StopRequests:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.frame = None
+        self.checkpoint_requested = False  # save at the next step boundary, then carry on
         self.previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -185,6 +188,15 @@ class _StopRequests:
     def _handle(self, signum, frame) -> None:
         if self.signum is not None and signum == signal.SIGINT:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
+        prev = self.previous.get(signum)
+        if signum == signal.SIGTERM and getattr(prev, "__name__", "") == "bypass" and \
+                "submitit" in getattr(prev, "__module__", ""):
+            # Under submitit, SLURM's SIGTERM comes first on preemption and USR2 follows (the requeue signal);
+            # submitit ignores SIGTERM for that reason. Save a checkpoint now (a SIGKILL may follow instead)
+            # but keep training until USR2 arrives.
+            log.warning("received SIGTERM under submitit: saving a checkpoint, then waiting for the requeue signal")
+            self.checkpoint_requested = True
+            return
         log.warning("received %s: finishing the current step, then saving a checkpoint", signal.Signals(signum).name)
         self.signum, self.frame = signum, frame
 
@@ -388,13 +400,14 @@ def train(
                 rate = (step - last_log_step) * cfg.batch_size / max(now - last_log_t, 1e-9)
                 log.info("step %d/%d  loss %.4f  lr %.3g  %.0f samples/s", step, total_steps, float(loss_d), lr, rate)
                 last_log_t, last_log_step = now, step
-            stop = any_flag(env, stops.signum is not None)
             age = now - last_ckpt_t
-            time_due = any_flag(env, age >= CHECKPOINT_EVERY_S or (step % every == 0 and age >= min_interval))
+            stop, due = any_flags(env, stops.signum is not None, stops.checkpoint_requested
+                                  or age >= CHECKPOINT_EVERY_S or (step % every == 0 and age >= min_interval))
             user_stop = stop_after_steps is not None and step >= stop_after_steps and step < total_steps
-            if step < total_steps and (stop or user_stop or time_due):
+            if step < total_steps and (stop or user_stop or due):
                 path = save(step)
                 last_ckpt_t = time.monotonic()
+                stops.checkpoint_requested = False
                 if stop or user_stop:
                     stops.restore()
                     if stop:

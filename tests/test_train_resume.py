@@ -7,6 +7,8 @@ gloo processes on CPU (NCCL/multi-node cannot run here).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 
 import pytest
@@ -20,13 +22,15 @@ def _weights(run_dir):
     return torch.load(run_dir / "final.pt", weights_only=True)["state_dict"]
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(demo_data, micro_model, one_thread, tmp_path):  # noqa: F811
-    """FLIP (random patch dropout: the RNG state must be restored too), stopped after step 3 of 6."""
+@pytest.mark.parametrize("strategy", ["flip", "slip"])
+def test_interrupted_and_resumed_equals_uninterrupted(strategy, demo_data, micro_model, one_thread, tmp_path):  # noqa: F811
+    """Stopped after step 3 of 6. FLIP draws random patch masks (the RNG state must be restored); SLIP's
+    SimCLR views are random augmentations (seeded per step by the loader)."""
     from runners.checkpoint import list_checkpoints
     from runners.train import TrainingInterrupted, train
 
     shards, evald = demo_data
-    cfg = micro_cfg(micro_model, shards, evald, strategy="flip", samples_seen=384, warmup_steps=2)
+    cfg = micro_cfg(micro_model, shards, evald, strategy=strategy, samples_seen=384, warmup_steps=2)
     full = train(cfg, tmp_path / "a", device="cpu")
 
     with pytest.raises(TrainingInterrupted) as info:
@@ -79,3 +83,32 @@ def test_two_gloo_processes_match_one_process(demo_data, micro_model, one_thread
     assert ddp["samples"] == single.samples_trained == 209
     assert len(ddp["losses"]) == len(single.losses) == 4
     assert ddp["losses"] == pytest.approx(single.losses, rel=1e-4, abs=1e-5)
+
+
+def test_sigterm_stops_training_but_under_submitit_only_checkpoints():
+    """Plain SIGTERM asks the loop to stop. Under submitit (its SIGTERM handler installed, as in a job)
+    SIGTERM only asks for a checkpoint: SLURM's preemption sends SIGTERM first and submitit's requeue
+    signal (USR2) after it, so stopping on SIGTERM would end the job without a requeue."""
+    from submitit.core.job_environment import SignalHandler
+
+    from runners.train import _StopRequests
+
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: None)  # some other program's handler
+        plain = _StopRequests()
+        plain.install()
+        os.kill(os.getpid(), signal.SIGTERM)
+        plain.restore()
+        assert plain.signum == signal.SIGTERM and not plain.checkpoint_requested
+
+        signal.signal(signal.SIGTERM, SignalHandler(None, None, None).bypass)  # what submitit installs
+        under = _StopRequests()
+        under.install()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert under.signum is None and under.checkpoint_requested
+        os.kill(os.getpid(), signal.SIGUSR2)  # the requeue signal does stop the loop
+        under.restore()
+        assert under.signum == signal.SIGUSR2
+    finally:
+        signal.signal(signal.SIGTERM, old)
