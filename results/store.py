@@ -47,6 +47,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from results.atomic import fsync_dir
 from results.errors import ResultsError
 from results.schema import COLUMNS, SCHEMA_VERSION, STATUSES, arrow_schema, validate_row
 
@@ -82,19 +83,6 @@ def parse_name(name: str) -> tuple[str, str] | None:
     if len(parts) != 3 or parts[1] not in STATUSES or not parts[0]:
         return None
     return parts[0], parts[1]
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
 
 
 class ResultStore:
@@ -146,7 +134,7 @@ class ResultStore:
             except OSError:
                 pass
             raise ResultsError(f"cannot write result {name} into {self.root}: {exc.strerror or exc}") from exc
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         log.debug("wrote %s", final)
         return final
 
@@ -278,7 +266,7 @@ class ResultStore:
             except OSError:
                 pass
             return False
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return True
 
     def consolidate(self) -> int:

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from results.atomic import atomic_open
+
 log = logging.getLogger(__name__)
 
 _STEP_RE = re.compile(r"^step_(\d{8})\.pt$")
@@ -37,34 +39,11 @@ def step_name(step: int) -> str:
     return f"step_{int(step):08d}.pt"
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save(obj)`` to ``path`` atomically (temp file in the same folder + fsync + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
     return path
 
 

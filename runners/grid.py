@@ -56,6 +56,7 @@ from typing import Any
 import yaml
 
 from budget.errors import ConfigError
+from results.atomic import write_atomic
 from runners.config import FIELDS, RunConfig, check_config_dict, suggest
 
 log = logging.getLogger(__name__)
@@ -710,12 +711,7 @@ def write_grid(
         lines.append(line)
     text = "\n".join(lines) + "\n"
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, text)
 
 
 # ---------------------------------------------------------------------------------------------- defaults

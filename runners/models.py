@@ -62,6 +62,7 @@ def open_clip_name(model: str) -> str:
         if model in _REGISTERED:
             return _REGISTERED[model]
         import open_clip
+
         from budget.catalog import get_model
 
         spec = get_model(model)

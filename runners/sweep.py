@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from budget.errors import ConfigError
+from results.atomic import atomic_open, write_atomic
 from runners.executors import (
     EXECUTORS,
     ExecutorOptions,
@@ -172,30 +173,10 @@ def load_manifest(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return manifest
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_manifest(paths: SweepPaths, manifest: dict[str, Any]) -> None:
     """Write the manifest atomically: temp file in the folder, fsync, rename, fsync the folder."""
     manifest["updated_at"] = _now()[0]
-    tmp = paths.root / f".{MANIFEST}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=1, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, paths.manifest)
-    _fsync_dir(paths.root)
+    write_atomic(paths.manifest, json.dumps(manifest, indent=1, sort_keys=False) + "\n")
 
 
 @contextlib.contextmanager
@@ -1172,13 +1153,11 @@ def collect(sweep_dir: str | os.PathLike[str], *, into: str | os.PathLike[str] |
         missing.append(Missing(s.run_id, s.state, reason, s.log_path))
     target = Path(into) if into is not None else paths.root / "results.parquet"
     if target.suffix in (".parquet", ".csv"):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
-        if target.suffix == ".parquet":
-            df.to_parquet(tmp, index=False)
-        else:
-            df.to_csv(tmp, index=False)
-        os.replace(tmp, target)
+        with atomic_open(target, "wb") as fh:
+            if target.suffix == ".parquet":
+                df.to_parquet(fh, index=False)
+            else:
+                df.to_csv(fh, index=False)
     else:
         store = ResultStore(target)
         have = store.completed_run_ids()

@@ -250,8 +250,9 @@ def train(
 
     # --- model, strategy, optimizer (same seed on every rank: same initial weights)
     torch.manual_seed(cfg.seed)
-    import numpy as np
     import random
+
+    import numpy as np
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed % 2**32)

@@ -26,10 +26,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from budget.catalog import MODELS_DIR, get_model, list_models
-from budget.flops import param_counts, sample_cost, tower_gflops
+from budget.catalog import MODELS_DIR, get_model, list_models  # noqa: E402
+from budget.flops import param_counts, sample_cost, tower_gflops  # noqa: E402
 
 TINY = [n for n in list_models() if get_model(n).tiny]
 logging.getLogger("root").setLevel(logging.ERROR)  # open_clip warns "no pretrained weights" per model

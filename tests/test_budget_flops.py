@@ -109,7 +109,10 @@ def test_flip_keeps_share_of_patches_and_class_token():
     # 196 patches -> 98 kept + class token; the patch embedding still runs on all 196.
     assert kept_tokens(196, 0.5) == 98 and kept_tokens(196, 0.75) == 49 and kept_tokens(4, 0.9) == 1
     w, m, layers = 768, 3072, 12
-    block = lambda n: 4 * n * w * w + 2 * n * n * w + 2 * n * w * m
+
+    def block(n):
+        return 4 * n * w * w + 2 * n * n * w + 2 * n * w * m
+
     embed = 196 * 3 * 16 * 16 * w
     expected = 2 * (embed + layers * block(99) + w * 512) / 1e9
     assert flip.image_gflops == pytest.approx(expected, rel=1e-12)

@@ -163,7 +163,7 @@ def test_scanner_reads_ustar_gnu_and_pax_tars_like_tarfile(tmp_path, fmt):
     scan = scan_shard(tmp_path / "00000.tar")
     assert [s[0] for s in scan.samples] == names and scan.corrupt == 0
     with tarfile.open(tmp_path / "00000.tar") as tar:
-        for key, ext, img, cap, meta in scan.samples:
+        for key, ext, img, _cap, meta in scan.samples:
             assert ext == "jpg" and meta == {"quality": 0.5}
             m = tar.getmember(f"{key}.jpg")
             assert (img.offset, img.size) == (m.offset_data, m.size)

@@ -13,12 +13,12 @@ import signal
 import time
 from pathlib import Path
 
+import _results_fixtures as fx
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import _results_fixtures as fx
 from results.errors import ResultsError, SchemaError
 from results.schema import COLUMNS
 from results.store import ResultStore, is_result_file, parse_name

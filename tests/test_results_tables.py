@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import _results_fixtures as fx
 import pandas as pd
 import pytest
 
-import _results_fixtures as fx
 from results.errors import ResultsError
 from results.store import ResultStore
 from results.tables import read_table

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.cli import _format as fmt
+from results.atomic import write_atomic
 
 REQUIRED = ("model", "samples_seen", "unique_samples")
 
@@ -111,11 +112,8 @@ def run(args: argparse.Namespace) -> int:
     d["prior_included"] = not args.no_prior and args.metric == "zeroshot_top1"
     d["prior_fixed_terms"] = fixed
     d["n_own_rows"] = len(own)
-    tmp = out_path.with_name(out_path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(d, fh, separators=(",", ":"))
-        tmp.replace(out_path)
+        write_atomic(out_path, json.dumps(d, separators=(",", ":")))
     except OSError as exc:
         raise ConfigError(f"cannot write {out_path}: {exc.strerror or exc}") from None
     _print(fit, d, out_path)

@@ -154,7 +154,7 @@ def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
         aug = np.log(terms.AUG_ONE_EPOCH
                      * (1.0 + (col["aug_lambda"] - 1.0) * (-np.expm1(-repeats / terms.AUG_REPEATS))))
         log_d = log_d + x.is_aug[None, :] * aug
-    for i, name in enumerate(form.params):
+    for name in form.params:
         if name.startswith("pool:"):
             in_pool = x.pool_key == name
             if in_pool.any():

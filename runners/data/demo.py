@@ -50,7 +50,8 @@ from pathlib import Path
 import numpy as np
 
 from budget.errors import ConfigError
-from runners.data.shards import ShardWriter, _atomic_write_bytes
+from results.atomic import write_atomic
+from runners.data.shards import ShardWriter
 
 log = logging.getLogger(__name__)
 
@@ -442,5 +443,5 @@ def build_demo(
                          n_eval=n_eval_written, seed=seed, corrupt=corrupt, **counts)
     info = {**report.__dict__, "corrupt_fraction": report.corrupt_fraction,
             "quality": "caption_heuristic (run 'clipbudget data score' for image-text similarity)"}
-    _atomic_write_bytes(out / "build.json", (json.dumps(info, indent=1) + "\n").encode())
+    write_atomic(out / "build.json", (json.dumps(info, indent=1) + "\n").encode())
     return report

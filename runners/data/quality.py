@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from budget.errors import ConfigError
+from results.atomic import write_atomic
 from runners.data.shards import check_corrupt, list_shards, scan_shard
 
 log = logging.getLogger(__name__)
@@ -157,10 +158,7 @@ def _read_cached(path: Path, fp: list) -> dict | None:
 
 def _write_cached(path: Path, data: dict) -> bool:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(data, separators=(",", ":")))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data, separators=(",", ":")), durable=False)  # a cache
         return True
     except OSError as exc:
         log.debug("cannot write %s: %s", path, exc)

@@ -32,11 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from budget.errors import ConfigError
+from results.atomic import fsync_dir, write_atomic
 from runners.data.quality import filter_metrics, invalidate, load_quality_index
 from runners.data.shards import (
     MemberRef,
-    _atomic_write_bytes,
-    _fsync_dir,
     decode_image,
     read_member,
     scan_shard,
@@ -139,7 +138,7 @@ def _rewrite_shard(src: Path, dst: Path, scores: dict[str, float], source: str) 
         os.fsync(f.fileno())
     os.replace(tmp, dst)
     stats = {"count": kept, "successes": kept, "status": "success", "scored_with": source}
-    _atomic_write_bytes(shard_stats_path(dst), json.dumps(stats, indent=1).encode())
+    write_atomic(shard_stats_path(dst), json.dumps(stats, indent=1).encode())
     return kept, len(scan.samples) + scan.corrupt - kept
 
 
@@ -206,7 +205,7 @@ def score_shards(
         (dst_root / name).parent.mkdir(parents=True, exist_ok=True)
         _rewrite_shard(src_root / name, dst_root / name, by_shard.get(si, {}), source)
     n_dropped = index.corrupt + len(dropped_keys)
-    _fsync_dir(dst_root)
+    fsync_dir(dst_root)
     invalidate(dst_root)
     filt, auc = [], None
     clean = index.is_clean[ok]

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from budget.errors import ConfigError
+from results.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -168,26 +169,6 @@ def expected_count(shard: Path) -> int | None:
 # --------------------------------------------------------------------------------------------------- writing
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes, mtime: float) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -247,8 +228,7 @@ class ShardWriter:
             "end_time": time.time(),
             "status": "success",
         }
-        _atomic_write_bytes(shard_stats_path(final), json.dumps(stats, indent=1).encode())
-        _fsync_dir(self.out_dir)
+        write_atomic(shard_stats_path(final), json.dumps(stats, indent=1).encode())
         self.written.append(final)
         self._tar = None
         self.shard += 1
@@ -532,7 +512,7 @@ def iter_samples(
             stats["reasons"][k] = stats["reasons"].get(k, 0) + v
         fd = os.open(shard, os.O_RDONLY)
         try:
-            for key, ext, img_ref, cap_ref, meta in scan.samples:
+            for key, _ext, img_ref, cap_ref, meta in scan.samples:
                 try:
                     image = read_member(fd, img_ref)
                     caption = read_member(fd, cap_ref).decode("utf-8")
