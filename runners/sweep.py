@@ -517,16 +517,45 @@ def _submit_runs(
     return submitted, arrays
 
 
+@contextlib.contextmanager
+def _child_output_to(log: Path) -> Iterator[None]:
+    """Point this process's stdout/stderr file descriptors at ``log`` while child processes are started.
+
+    submitit's local controller inherits them and lives as long as the jobs: without this, a
+    ``clipbudget submit … | tee`` (or CI capturing output) would wait for the whole sweep to end.
+    """
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    saved = [os.dup(1), os.dup(2)]
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for f in (*saved, fd):
+            os.close(f)
+
+
 def _submit_batch(ex: Any, callables: list[Any]) -> list[Any]:
     """``ex.submit`` every callable inside ``ex.batch()`` (one SLURM array); sbatch errors → ConfigError."""
     import io
 
+    import submitit
     from submitit.core.utils import FailedJobError
 
     buf = io.StringIO()
+    local = isinstance(ex, submitit.LocalExecutor)
     try:
         # submitit prints sbatch's stderr itself; keep it for the one-line message
-        with contextlib.redirect_stderr(buf), ex.batch():
+        with (_child_output_to(Path(ex.folder) / "local-controller.log") if local else contextlib.nullcontext()), \
+                contextlib.redirect_stderr(buf), ex.batch():
             jobs = [ex.submit(c) for c in callables]
     except FailedJobError as exc:
         text = (str(exc).strip() or buf.getvalue().strip() or "no message").splitlines()[0]

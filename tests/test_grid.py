@@ -12,6 +12,7 @@ import runners.grid
 from budget.errors import ConfigError
 from runners.config import RunConfig
 from runners.grid import (
+    MIN_STEPS,
     Grid,
     Resources,
     default_hyperparameters,
@@ -286,8 +287,8 @@ def test_default_hyperparameters_make_valid_configs(samples, n_gpus):
     batch = hp["batch_size"]
     assert 1 <= batch <= max(32, min(32768, int(samples)))
     assert batch <= int(samples) or int(samples) < n_gpus
-    if int(samples) >= 32 * 20 and n_gpus == 1:
-        assert batch & (batch - 1) == 0 and batch <= int(samples) // 20
+    if int(samples) >= 32 * MIN_STEPS and n_gpus == 1:
+        assert batch & (batch - 1) == 0 and batch <= int(samples) // MIN_STEPS
     if batch >= n_gpus:
         assert batch % n_gpus == 0
     assert 1e-4 <= hp["lr"] <= 1e-3 and hp["weight_decay"] == 0.2
@@ -304,6 +305,8 @@ def test_default_hyperparameters_scale_with_budget_and_reject_bad_input():
     assert small["lr"] <= large["lr"] == 1e-3
     assert large["warmup_steps"] == round(0.05 * -(-10**9 // 32768))
     assert default_hyperparameters("RN50", 10**11)["warmup_steps"] == 10_000
+    tiny = default_hyperparameters("tiny-vit-28", 400_000)  # a CPU run: ≥ 200 steps, the tiny configs' lr
+    assert 400_000 // tiny["batch_size"] >= MIN_STEPS and tiny["lr"] == 1e-3
     with pytest.raises(ConfigError, match="unknown model"):
         default_hyperparameters("ViT-B-99", 10**6)
     with pytest.raises(ConfigError, match="samples_seen must be ≥ 1"):

@@ -268,3 +268,24 @@ def test_tiny_run_defaults_are_tiny():
     """Guard the suite's time budget: the conformance grids stay a few optimizer steps per run."""
     assert TINY_RUN["samples_seen"] // TINY_RUN["batch_size"] <= 5
     assert shutil.which("flock") is not None  # the local executor's slots need util-linux's flock
+
+
+def test_local_submit_into_a_pipe_returns_while_the_job_runs(data, tmp_path, monkeypatch):
+    """``clipbudget submit … | tee log``: submitit's local controller outlives ``submit`` and must not hold
+    the pipe open (before the fix the command only returned when the whole sweep had ended)."""
+    from runners.sweep import cancel, status
+
+    shards, evalset, _ = data
+    grid = write_grid(tmp_path / "grid.yaml", [{**LONG_RUN, "seed": 21}],
+                      defaults={"train_data": str(shards), "eval_data": str(evalset)}, name="pipe")  # fmt: skip
+    sweep_dir = tmp_path / "sweep"
+    _job_env(monkeypatch)
+    try:
+        code, out, err = cli("submit", str(grid), "--sweep-dir", str(sweep_dir), "--executor", "local",
+                             "--format", "json")  # stdout and stderr are pipes here
+        assert code == 0, err
+        run_id = json.loads(out)["submitted"][0]["run_id"]
+        assert status(sweep_dir).by_id()[run_id].state in ("pending", "running")
+        assert (sweep_dir / "jobs" / "local-controller.log").exists()
+    finally:
+        cancel(sweep_dir)
