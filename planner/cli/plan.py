@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         selected = rows[: args.top] if args.top else rows
         path = _emit_grid(args, selected, budget)
         print(f"clipbudget: wrote {len(selected)} run{'s' if len(selected) != 1 else ''} to {path} "
-              f"(clipbudget submit {path} SWEEP_DIR)", file=sys.stderr)
+              f"(next: clipbudget submit {path} --sweep-dir SWEEP_DIR --executor slurm|local)", file=sys.stderr)
 
     if args.format in ("json", "csv"):
         for w in warnings:
