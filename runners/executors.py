@@ -9,8 +9,9 @@ sweep submits the runner itself (``runners.job.RunJob``) to it.
 * ``local`` — :class:`submitit.LocalExecutor`: one process tree per job on this machine. submitit's local
   executor starts every job at once and kills it after ``timeout_min`` (its default: 2 minutes), so each job
   gets an explicit ``timeout_min`` and waits for a free *slot* before starting (a ``flock`` on
-  ``jobs/slots/<i>.lock``, see :func:`local_slot_setup`); with GPUs, slot ``i`` owns its own GPUs through
-  ``CUDA_VISIBLE_DEVICES`` — one GPU per concurrent job, or ``gpus_per_node`` of them.
+  ``jobs/slots/<i>.lock``, see :func:`local_slot_setup`); with GPUs, a job claims a free group of
+  ``gpus_per_node`` GPUs and sees only them through ``CUDA_VISIBLE_DEVICES`` (one GPU per concurrent
+  job by default), whatever the GPU counts of the sweep's other jobs.
 * ``slurm`` — :class:`submitit.SlurmExecutor`: one job array per resource shape, at most
   ``array_parallelism`` tasks at once (``#SBATCH --array=0-N%P``), ``tasks_per_node = gpus_per_node``.
 
@@ -28,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -42,16 +44,6 @@ logger = logging.getLogger(__name__)
 
 #: The back-end names ``clipbudget submit --executor`` accepts.
 EXECUTORS: tuple[str, ...] = ("debug", "local", "slurm")
-
-#: Resource fields a grid's ``resources:`` may set, with the defaults used when a field is absent.
-RESOURCE_DEFAULTS: dict[str, Any] = {
-    "gpus_per_node": 0,
-    "nodes": 1,
-    "cpus_per_task": 2,
-    "mem_gb": None,
-    "time_min": 60,
-}
-
 
 @dataclass(frozen=True)
 class Shape:
@@ -149,6 +141,8 @@ def check_shape(kind: str, shape: Shape) -> list[str]:
             f"invalid resources {shape.to_dict()}: nodes, cpus_per_task and time_min must be >= 1, "
             "gpus_per_node >= 0"
         )
+    if shape.mem_gb is not None and not (math.isfinite(shape.mem_gb) and shape.mem_gb > 0):
+        problems.append(f"invalid resources: mem_gb must be a positive number of GiB (got {shape.mem_gb})")
     if kind in ("debug", "local") and shape.nodes > 1:
         problems.append(f"nodes={shape.nodes} needs --executor slurm ({kind} runs on this machine only)")
     if kind == "debug" and shape.gpus_per_node > 1:
@@ -233,22 +227,47 @@ def local_slots(shape: Shape, array_parallelism: int | None) -> list[str]:
 def local_slot_setup(folder: Path, slots: list[str]) -> list[str]:
     """Shell set-up (submitit ``setup``) that makes a local job wait for a free slot.
 
-    The job's shell loops over ``folder/slots/<i>.lock`` until ``flock -n`` gets one; the lock stays held
-    by the shell and its controller until the job ends. It then exports the slot's
-    ``CUDA_VISIBLE_DEVICES`` and writes ``folder/<job id>_started`` (the start time, seconds since the
-    epoch), which ``status`` reads to tell pending from running.
+    CPU jobs: the job's shell loops over ``folder/slots/<i>.lock`` until ``flock -n`` gets one; the lock
+    stays held by the shell and its controller until the job ends. GPU jobs: slots are groups of GPUs
+    (``"0,1"``), and jobs of different shapes (1 GPU, 2 GPUs...) may share a sweep, so a job claims each
+    GPU of a free group: under the short lock ``folder/slots/gpus.lock`` it reads
+    ``folder/slots/gpu-<id>.owner`` (the job id, i.e. the shell's pid, of the GPU's holder) and claims
+    a group none of whose owners is alive (a zombie, which a long-lived submitting process may leave
+    unreaped, is not). A claim ends when its job's process does.
+
+    The job then exports the slot's ``CUDA_VISIBLE_DEVICES`` and writes ``folder/<job id>_started``
+    (the start time, seconds since the epoch), which ``status`` reads to tell pending from running.
     """
     lock_dir = folder / "slots"
     lock_dir.mkdir(parents=True, exist_ok=True)
     q = shlex.quote
-    cases = " ".join(f"{i}) export CUDA_VISIBLE_DEVICES={q(g)} ;;" for i, g in enumerate(slots) if g)
+    d = q(str(lock_dir))
+    indices = " ".join(str(i) for i in range(len(slots)))
+    if not any(slots):
+        wait = (
+            f"for _cb_i in {indices}; do exec 9>>{d}/$_cb_i.lock; "
+            "if flock -n 9; then _cb_slot=$_cb_i; break; fi; done; "
+        )
+        export = ""
+    else:
+        groups = " ".join(f"{i}) _cb_g={q(g.replace(',', ' '))} ;;" for i, g in enumerate(slots))
+        wait = (
+            f"exec 9>>{d}/gpus.lock; flock 9; "
+            f"for _cb_i in {indices}; do case $_cb_i in {groups} esac; _cb_free=1; "
+            f"for _cb_d in $_cb_g; do _cb_o=$(cat {d}/gpu-$_cb_d.owner 2>/dev/null); "
+            "if [ -n \"$_cb_o\" ] && [ \"$_cb_o\" != $$ ] && "
+            "[ \"$(sed 's/.*) //' /proc/$_cb_o/stat 2>/dev/null | cut -c1)\" != Z ] && "
+            "[ -e /proc/$_cb_o/stat ]; then _cb_free=; fi; done; "
+            "if [ -n \"$_cb_free\" ]; then "
+            f"for _cb_d in $_cb_g; do echo $$ > {d}/gpu-$_cb_d.owner; done; _cb_slot=$_cb_i; break; fi; done; "
+            "flock -u 9; exec 9>&-; "
+        )
+        export = "export CUDA_VISIBLE_DEVICES=$(echo $_cb_g | tr ' ' ','); "
     script = (
         "{ _cb_slot=; while [ -z \"$_cb_slot\" ]; do "
-        f"for _cb_i in {' '.join(str(i) for i in range(len(slots)))}; do "
-        f"exec 9>>{q(str(lock_dir))}/$_cb_i.lock; "
-        "if flock -n 9; then _cb_slot=$_cb_i; break; fi; done; "
-        "[ -n \"$_cb_slot\" ] || sleep 1; done; "
-        + (f"case $_cb_slot in {cases} esac; " if cases else "")
+        + wait
+        + "[ -n \"$_cb_slot\" ] || sleep 1; done; "
+        + export
         + f"date +%s.%N > {q(str(folder))}/$$_started; }}"
     )
     return [script]
@@ -318,7 +337,13 @@ def _sacct_watcher_class():
     from submitit.slurm.slurm import SlurmInfoWatcher
 
     class SacctWatcher(SlurmInfoWatcher):
-        """submitit's sacct watcher, also asking for ``ElapsedRaw`` (seconds) — one sacct call for all jobs."""
+        """submitit's sacct watcher, also asking for ``ElapsedRaw`` (seconds) — one sacct call for all jobs.
+
+        Unlike submitit's, it keeps sacct's failure in :attr:`error` (submitit logs a warning and reports
+        every job as unknown), so a caller can tell "SLURM does not know the job" from "SLURM did not answer".
+        """
+
+        error: str | None = None
 
         def _make_command(self) -> list[str] | None:
             command = super()._make_command()
@@ -326,6 +351,26 @@ def _sacct_watcher_class():
                 return None
             command[2] = "JobID,State,NodeList,ElapsedRaw"
             return command
+
+        def update(self) -> None:
+            import time
+
+            command = self._make_command()
+            if command is None:
+                return
+            self._num_calls += 1
+            try:
+                proc = subprocess.run(command, capture_output=True, timeout=60, check=False)
+            except (OSError, subprocess.SubprocessError) as exc:
+                self.error = f"{command[0]}: {exc}"
+            else:
+                if proc.returncode != 0:
+                    why = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+                    self.error = f"{command[0]} exited {proc.returncode}" + (f": {why[-1]}" if why else "")
+                else:
+                    self.error = None
+                    self._info_dict.update(self.read_info(proc.stdout))
+            self._last_status_check = time.time()
 
     return SacctWatcher
 
@@ -336,15 +381,21 @@ def __getattr__(name: str):  # lazy: submitit is only imported when a watcher is
     raise AttributeError(name)
 
 
-def _cmdline(pid: int) -> str:
+def _argv(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            raw = fh.read()
     except OSError:
-        return ""
+        return []
+    return [a.decode("utf-8", "replace") for a in raw.split(b"\0")[:-1]]
 
 
-def _alive(pid: int) -> bool:
+def _cmdline(pid: int) -> str:
+    return " ".join(_argv(pid))
+
+
+def pid_alive(pid: int) -> bool:
+    """True if process ``pid`` exists and is not a zombie (Linux /proc)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -375,12 +426,19 @@ def _children(pid: int) -> list[int]:
 
 def local_job_alive(folder: str | Path, job_id: str) -> bool:
     """True if the local job ``job_id`` (the pid of its shell) still runs — checked against its command
-    line (``submitit.local._local <folder>``) so a recycled pid does not count."""
+    line, which ends with ``-m submitit.local._local FOLDER`` for exactly this ``folder`` (absolute, as
+    submitit writes it), so neither a recycled pid nor another sweep's job counts."""
     try:
         pid = int(job_id)
     except ValueError:
         return False
-    return _alive(pid) and "submitit.local._local" in _cmdline(pid) and str(folder) in _cmdline(pid)
+    if not pid_alive(pid):
+        return False
+    args = _argv(pid)
+    folder = str(Path(folder).expanduser().absolute())
+    if args[-2:] == ["submitit.local._local", folder]:  # started without a shell
+        return True
+    return bool(args) and args[-1].endswith("submitit.local._local " + shlex.quote(folder))
 
 
 def _local_processes(folder: Path, job_id: str) -> tuple[list[int], list[int]]:
@@ -411,6 +469,8 @@ def cancel_job(kind: str, folder: str | Path, job_id: str) -> None:
                 os.kill(c, signal.SIGINT)
         elif local_job_alive(folder, job_id):
             os.kill(int(job_id), signal.SIGTERM)  # still waiting for a slot
+        else:
+            raise RuntimeError(f"local job {job_id} is no longer running")
     else:
         raise ConfigError(f"{kind} jobs cannot be cancelled (they run inside clipbudget submit)")
 

@@ -65,7 +65,6 @@ MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 STATES: tuple[str, ...] = ("pending", "running", "requeued", "completed", "failed", "cancelled", "unknown")
 ACTIVE_STATES = frozenset({"pending", "running", "requeued"})
-FINAL_STATES = frozenset({"completed", "failed", "cancelled", "unknown"})
 
 #: SLURM job states (sacct) → run state. Anything else that is not listed counts as ``failed``.
 _SLURM_ACTIVE = {
@@ -97,6 +96,11 @@ class SweepPaths:
     """Every path of a sweep folder, derived from its root."""
 
     root: Path
+
+    @classmethod
+    def of(cls, sweep_dir: str | os.PathLike[str]) -> SweepPaths:
+        """The paths of ``sweep_dir``, made absolute (jobs, manifests and other shells see the same folder)."""
+        return cls(Path(sweep_dir).expanduser().resolve())
 
     @property
     def manifest(self) -> Path:
@@ -155,7 +159,7 @@ def _parse_iso(value: Any) -> float | None:
 
 def load_manifest(sweep_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The manifest of ``sweep_dir``; :class:`ConfigError` if the folder is not a clipbudget sweep."""
-    paths = SweepPaths(Path(sweep_dir))
+    paths = SweepPaths.of(sweep_dir)
     if not paths.root.is_dir():
         raise ConfigError(f"not a sweep folder: {paths.root} does not exist or is not a folder")
     try:
@@ -326,7 +330,7 @@ def submit(
 
     grid_path = Path(grid_path)
     grid = load_grid(grid_path)
-    paths = SweepPaths(Path(sweep_dir))
+    paths = SweepPaths.of(sweep_dir)
     manifest = _existing_manifest_for(paths, grid.sweep_id, grid_path)
     overrides = {
         "partition": partition,
@@ -684,8 +688,8 @@ class SweepStatus:
 
     @property
     def done(self) -> bool:
-        """True when no run is pending, running or requeued."""
-        return all(r.state not in ACTIVE_STATES for r in self.runs)
+        """True when no run is pending, running or requeued (or possibly so: SLURM did not answer)."""
+        return all(r.state not in ACTIVE_STATES and r.scheduler_state != SCHEDULER_UNREACHABLE for r in self.runs)
 
     def by_id(self) -> dict[str, RunStatus]:
         return {r.run_id: r for r in self.runs}
@@ -711,6 +715,11 @@ class _JobView:
     state: str | None  #: a run state from ACTIVE_STATES, or "cancelled"/"failed"/"finished", or None (unknown)
     raw: str | None = None  #: the scheduler's own word (sacct state, process state)
     elapsed_s: float | None = None
+    note: str | None = None  #: why the scheduler could not be asked (raw == SCHEDULER_UNREACHABLE)
+
+
+#: ``RunStatus.scheduler_state`` of a run whose job SLURM could not be asked about (sacct failed).
+SCHEDULER_UNREACHABLE = "SACCT_FAILED"
 
 
 def _rows_by_run(paths: SweepPaths) -> dict[str, list[dict[str, Any]]]:
@@ -776,6 +785,9 @@ def _slurm_views(attempts: dict[str, dict[str, Any]]) -> dict[str, _JobView]:
     for job_id in attempts:
         watcher.register_job(job_id)
     watcher.update()
+    if watcher.error:
+        logger.warning("cannot ask SLURM about %d job(s): %s", len(attempts), watcher.error)
+        return {j: _JobView(None, SCHEDULER_UNREACHABLE, note=watcher.error) for j in attempts}
     views = {}
     for job_id in attempts:
         info = watcher.get_info(job_id, mode="cache")
@@ -818,10 +830,12 @@ def _local_views(paths: SweepPaths, attempts: dict[str, dict[str, Any]]) -> dict
 
 
 def _debug_views(attempts: dict[str, dict[str, Any]], paths: SweepPaths) -> dict[str, _JobView]:
+    from runners.executors import pid_alive
+
     views = {}
     for job_id, a in attempts.items():
         pid = a.get("pid")
-        alive = not a.get("ended_at") and bool(pid) and (pid == os.getpid() or _pid_alive(int(pid)))
+        alive = not a.get("ended_at") and bool(pid) and (pid == os.getpid() or pid_alive(int(pid)))
         if alive:
             views[job_id] = _JobView("running" if paths.job_log(job_id, "out").exists() else "pending", "IN_PROCESS")
         else:
@@ -829,17 +843,12 @@ def _debug_views(attempts: dict[str, dict[str, Any]], paths: SweepPaths) -> dict
     return views
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def status(sweep_dir: str | os.PathLike[str]) -> SweepStatus:
-    """The state of every run of the sweep and its budget ledger. Read-only; works from any process."""
-    paths = SweepPaths(Path(sweep_dir))
+    """The state of every run of the sweep and its budget ledger; works from any process.
+
+    Changes nothing but the results folder's read cache (the store's snapshot, when many rows are new).
+    """
+    paths = SweepPaths.of(sweep_dir)
     manifest = load_manifest(paths.root)
     from results.store import ResultStore
 
@@ -952,6 +961,8 @@ def _decide(
         row = failed_rows[-1]
         return "failed", row.get("error") or "failed", row.get("wall_seconds")
     job_id = attempt["job_id"]
+    if view is not None and view.raw == SCHEDULER_UNREACHABLE:
+        return "unknown", f"cannot ask SLURM about job {job_id} ({view.note}); it may still be running", None
     pickled = _result_pickle_error(paths, job_id)
     if view is None or view.state is None:
         if now - submitted_ts < _SACCT_GRACE_S and attempt["executor"] == "slurm":
@@ -1005,7 +1016,7 @@ def cancel(sweep_dir: str | os.PathLike[str], run_ids: Sequence[str] = ()) -> Ca
     """
     from runners.executors import cancel_jobs
 
-    paths = SweepPaths(Path(sweep_dir))
+    paths = SweepPaths.of(sweep_dir)
     manifest = load_manifest(paths.root)
     targets = resolve_run_ids(manifest, run_ids) if run_ids else list(manifest["runs"])
     st = status(paths.root).by_id()
@@ -1068,7 +1079,7 @@ def resubmit(
     selection. Completed and active runs are never resubmitted.
     """
     t0 = time.perf_counter()
-    paths = SweepPaths(Path(sweep_dir))
+    paths = SweepPaths.of(sweep_dir)
     manifest = load_manifest(paths.root)
     old = ExecutorOptions.from_dict(manifest.get("executor") or {"kind": "local"})
     kind = executor or old.kind
@@ -1100,6 +1111,8 @@ def resubmit(
         if s.state not in wanted:
             skipped.setdefault(s.state, []).append(s.run_id)
             continue
+        if s.scheduler_state == SCHEDULER_UNREACHABLE:
+            raise ConfigError(f"nothing resubmitted: run {s.run_id} may still be running, {s.error}; try again later")
         r = manifest["runs"][s.run_id]
         cfg = RunConfig.from_dict(r["config"], where=f"{paths.manifest}: run {s.run_id}", check_model=False)
         shape = shape_of(r["shape"], overrides)
@@ -1161,7 +1174,7 @@ def collect(sweep_dir: str | os.PathLike[str], *, into: str | os.PathLike[str] |
     """
     from results.store import ResultStore
 
-    paths = SweepPaths(Path(sweep_dir))
+    paths = SweepPaths.of(sweep_dir)
     manifest = load_manifest(paths.root)
     st = status(paths.root)
     df = ResultStore(paths.results).read(latest=True)

@@ -18,6 +18,19 @@ VENV=.venv
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 if [ ! -x "$VENV/bin/python" ]; then
+    if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+        log "ERROR: clipbudget needs Python >= 3.10; $PY is $("$PY" -V 2>/dev/null || echo "not runnable") (set PYTHON=python3.11)"
+        exit 2
+    fi
+    if ! "$PY" -c 'import ensurepip, venv' 2>/dev/null; then  # Debian splits venv into python3-venv
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            log "installing Debian's python3-venv"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        else
+            log "ERROR: $PY cannot create virtual environments; install python3-venv (as root) and run again"
+            exit 2
+        fi
+    fi
     log "creating $VENV"
     "$PY" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip

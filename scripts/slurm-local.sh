@@ -109,12 +109,13 @@ ensure_packages() {
         printf '#!/bin/sh\n# temporary, from slurm-local.sh\nexit 101\n' >/usr/sbin/policy-rc.d
         chmod 755 /usr/sbin/policy-rc.d
         guard=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT INT TERM  # even if apt-get is interrupted
     fi
     say "apt-get install ${want[*]}"
     local rc=0
     { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends \
         "${want[@]}" >/dev/null; } || rc=$?
-    if [ "$guard" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+    if [ "$guard" = 1 ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT INT TERM; fi
     [ "$rc" = 0 ] || fail "apt-get failed (exit $rc)"
 }
 
@@ -222,13 +223,16 @@ up_munge() {
     say "munged running"
 }
 
-db_works() { mysqladmin --socket="$SOCK" ping >/dev/null 2>&1; }
+# MariaDB's own tool names, or the mysql* names older releases (and Debian 12) also ship
+db_tool() { local t; for t in "$@"; do if command -v "$t" >/dev/null; then echo "$t"; return; fi; done; echo "$1"; }
+db_client() { "$(db_tool mariadb mysql)" "$@"; }
+db_works() { "$(db_tool mariadb-admin mysqladmin)" --socket="$SOCK" ping >/dev/null 2>&1; }
 up_mariadb() {
     local server=/usr/sbin/mariadbd password
     [ -x "$server" ] || server=/usr/sbin/mysqld
     if ! db_works; then
         install -d -o mysql -g mysql -m 755 /run/mysqld /var/log/mysql
-        if [ ! -d /var/lib/mysql/mysql ]; then mysql_install_db --user=mysql --datadir=/var/lib/mysql >/dev/null; fi
+        if [ ! -d /var/lib/mysql/mysql ]; then "$(db_tool mariadb-install-db mysql_install_db)" --user=mysql --datadir=/var/lib/mysql >/dev/null; fi
         # mariadbd stays in the foreground: detach it from this shell
         setsid nohup "$server" --user=mysql --datadir=/var/lib/mysql --socket="$SOCK" \
             --pid-file=/run/mysqld/mysqld.pid --skip-networking --innodb-buffer-pool-size=64M \
@@ -239,7 +243,7 @@ up_mariadb() {
         say "MariaDB running"
     fi
     password=$(sed -n 's/^StoragePass=//p' "$DBD_CONF")
-    mysql --socket="$SOCK" -u root <<EOF
+    db_client --socket="$SOCK" -u root <<EOF
 CREATE DATABASE IF NOT EXISTS $DB;
 CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$password';
 ALTER USER '$DB_USER'@'localhost' IDENTIFIED BY '$password';
@@ -343,7 +347,7 @@ cmd_status() {
 cmd_purge() {
     local f
     if [ -e "$STATE/mariadb.ours" ] && db_works; then
-        mysql --socket="$SOCK" -u root -e "DROP DATABASE IF EXISTS $DB; DROP USER IF EXISTS '$DB_USER'@'localhost';" || true
+        db_client --socket="$SOCK" -u root -e "DROP DATABASE IF EXISTS $DB; DROP USER IF EXISTS '$DB_USER'@'localhost';" || true
     fi
     cmd_down
     rm -rf "$CTLD_SPOOL" "$SLURMD_SPOOL"

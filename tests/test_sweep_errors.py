@@ -8,6 +8,7 @@ second, in-process, through the real runner).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -140,6 +141,10 @@ def test_resources_the_backend_cannot_give(capsys, good_grid, tmp_path, monkeypa
     r = cli_inproc(capsys, "submit", str(good_grid), "--sweep-dir", str(tmp_path / "s"), "--executor", "local",
                    "--max-retries", "-1")  # fmt: skip
     _one_line_exit_2(*r, "--max-retries must be >= 0")
+    for bad in ("nan", "-4", "0"):
+        r = cli_inproc(capsys, "submit", str(good_grid), "--sweep-dir", str(tmp_path / "s"), "--executor", "local",
+                       "--mem-gb", bad)  # fmt: skip
+        _one_line_exit_2(*r, "mem_gb must be a positive number of GiB")
     assert not (tmp_path / "s").exists()
 
 
@@ -227,3 +232,37 @@ def test_status_of_the_existing_sweep_is_read_only(capsys, sweep_copy):
     assert st["runs"][0]["error"]
     assert folder_digest(sweep) == before
     assert Path(st["runs"][0]["log_path"]).name.endswith("_0_log.err")
+
+
+@pytest.mark.slurm
+def test_slurm_accounting_outage_is_not_a_verdict(capsys, good_grid, tmp_path, monkeypatch):
+    """When sacct fails (slurmdbd down), status says it cannot tell — it does not call live jobs
+    unknown-and-over — and resubmit refuses rather than run them twice.
+
+    The jobs are real (a held array on the local cluster); the outage is simulated by a ``sacct`` first on
+    PATH that fails the way SLURM's does when slurmdbd is unreachable (stopping the real slurmdbd would
+    disturb the other SLURM tests)."""
+    require_backend("slurm")
+    from budget.errors import ConfigError
+    from runners.sweep import cancel, resubmit, status, submit
+
+    sweep = tmp_path / "sweep"
+    submit(good_grid, sweep, executor="slurm", hold=True)
+    try:
+        fake = tmp_path / "bin"
+        fake.mkdir()
+        (fake / "sacct").write_text("#!/bin/sh\necho 'sacct: error: Problem talking to the database: "
+                                    "Connection refused' >&2\nexit 1\n")  # fmt: skip
+        (fake / "sacct").chmod(0o755)
+        with monkeypatch.context() as m:
+            m.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+            st = status(sweep)
+            assert st.counts == {"unknown": 2} and not st.done
+            assert all("cannot ask SLURM" in r.error and "Connection refused" in r.error for r in st.runs)
+            before = folder_digest(sweep)
+            with pytest.raises(ConfigError, match="nothing resubmitted: run .* may still be running"):
+                resubmit(sweep, failed=True)
+            assert folder_digest(sweep) == before
+        assert status(sweep).counts == {"pending": 2}  # held, and SLURM answers again
+    finally:
+        cancel(sweep)

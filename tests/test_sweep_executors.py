@@ -40,6 +40,8 @@ def test_check_shape_names_what_the_backend_cannot_do(monkeypatch):
     assert "has 2 GPU(s)" in check_shape("local", Shape(gpus_per_node=4))[0]
     assert "needs --executor slurm" in check_shape("local", Shape(nodes=2))[0]
     assert "debug runs one process" in check_shape("debug", Shape(gpus_per_node=2))[0]
+    for bad in (float("nan"), float("inf"), 0.0, -1.0):
+        assert "mem_gb must be a positive number" in check_shape("slurm", Shape(mem_gb=bad))[0]
     with pytest.raises(ConfigError, match="unknown executor 'pbs'; valid choices: debug, local, slurm"):
         check_executor("pbs", [Shape()])
 
@@ -67,17 +69,7 @@ def test_local_executor_caps_concurrency_and_assigns_one_gpu_per_job(tmp_path, m
     recs = [j.result() for j in jobs]
     assert sorted(r["index"] for r in recs) == [0, 1, 2, 3]
     assert {r["gpus"] for r in recs} <= {"0", "1"}
-    events = sorted([(r["start"], 1, r["gpus"]) for r in recs] + [(r["end"], -1, r["gpus"]) for r in recs])
-    running, peak, holders = 0, 0, set()
-    for _, delta, gpu in events:
-        if delta > 0:
-            assert gpu not in holders, "two concurrent jobs got the same GPU"
-            holders.add(gpu)
-        else:
-            holders.discard(gpu)
-        running += delta
-        peak = max(peak, running)
-    assert peak == 2
+    assert _assert_no_gpu_shared(recs) == 2
     for j in jobs:
         delayed = DelayedSubmission.load(j.paths.submitted_pickle)
         assert delayed._timeout_countdown == 5
@@ -85,9 +77,66 @@ def test_local_executor_caps_concurrency_and_assigns_one_gpu_per_job(tmp_path, m
         assert not local_job_alive(tmp_path / "jobs", j.job_id)
 
 
+def _assert_no_gpu_shared(recs: list[dict]) -> int:
+    """No GPU held by two jobs at once; return the peak number of concurrent jobs."""
+    events = sorted([(r["start"], 1, r["gpus"]) for r in recs] + [(r["end"], -1, r["gpus"]) for r in recs])
+    running, peak, holders = 0, 0, set()
+    for _, delta, gpus in events:
+        ids = set(gpus.split(","))
+        if delta > 0:
+            assert not ids & holders, f"GPU(s) {sorted(ids & holders)} given to two concurrent jobs"
+            holders |= ids
+        else:
+            holders -= ids
+        running += delta
+        peak = max(peak, running)
+    return peak
+
+
+def test_local_jobs_of_different_gpu_counts_never_share_a_gpu(tmp_path, monkeypatch):
+    """One sweep, two shapes (1 and 2 GPUs) on a (mocked) 2-GPU machine: a 2-GPU job waits until both
+    GPUs are free, and the 1-GPU jobs run side by side on different GPUs."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # mocked GPUs: the jobs only read the variable
+    jobs_dir = tmp_path / "jobs"
+    one = build_executor("local", jobs_dir, Shape(gpus_per_node=1, cpus_per_task=1, time_min=5),
+                         ExecutorOptions(kind="local"))  # fmt: skip
+    two = build_executor("local", jobs_dir, Shape(gpus_per_node=2, cpus_per_task=1, time_min=5),
+                         ExecutorOptions(kind="local"))  # fmt: skip
+    two.update_parameters(tasks_per_node=1)  # one process is enough to read the variable
+    jobs = [one.submit(record_slot, str(tmp_path), 0, 1.5), two.submit(record_slot, str(tmp_path), 1, 1.0),
+            one.submit(record_slot, str(tmp_path), 2, 1.5), two.submit(record_slot, str(tmp_path), 3, 1.0)]
+    recs = [j.result() for j in jobs]
+    assert {r["gpus"] for r in recs if r["index"] in (1, 3)} == {"0,1"}
+    assert {r["gpus"] for r in recs if r["index"] in (0, 2)} <= {"0", "1"}
+    assert _assert_no_gpu_shared(recs) <= 2
+
+
 def test_local_job_alive_ignores_unrelated_processes(tmp_path):
     assert not local_job_alive(tmp_path, str(os.getpid()))  # alive, but not a submitit job of this folder
     assert not local_job_alive(tmp_path, "not-a-pid")
+
+
+def test_local_job_alive_tells_sibling_sweeps_apart(tmp_path, monkeypatch):
+    """A job of ``.../jobs2`` is not a job of ``.../jobs`` (a prefix), and a relative folder names the same
+    job as its absolute path. The process is a real shell whose command line has the shape submitit's
+    local controller has (``<setup> && python -m submitit.local._local FOLDER``); it only sleeps."""
+    import shlex
+    import subprocess
+    import sys
+
+    jobs, sibling = tmp_path / "jobs", tmp_path / "jobs2"
+    script = "sleep 30 && " + shlex.join([sys.executable, "-m", "submitit.local._local", str(sibling)])
+    proc = subprocess.Popen(["/bin/sh", "-c", script])
+    try:
+        time.sleep(0.2)
+        assert local_job_alive(sibling, str(proc.pid))
+        assert not local_job_alive(jobs, str(proc.pid))
+        monkeypatch.chdir(tmp_path)
+        assert local_job_alive(Path("jobs2"), str(proc.pid))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not local_job_alive(sibling, str(proc.pid))
 
 
 @pytest.mark.slurm
