@@ -21,7 +21,9 @@ submitit result file (a job that died before the runner could write its row).
 
 Run states (:data:`STATES`): ``pending``, ``running``, ``requeued`` (preempted or timed out and waiting to
 restart from its checkpoint), ``completed``, ``failed``, ``cancelled``, and ``unknown`` (the scheduler no
-longer knows the job and no row exists).
+longer knows the job and no row exists — or could not be asked: when ``sacct`` fails, the run's
+``scheduler_state`` is :data:`SCHEDULER_UNREACHABLE`, the sweep is not ``done`` and ``resubmit``
+refuses, since the job may still be running).
 
 Example::
 
@@ -1233,6 +1235,7 @@ def wait(
 
 __all__ = [
     "ACTIVE_STATES",
+    "SCHEDULER_UNREACHABLE",
     "STATES",
     "CancelReport",
     "CollectReport",
