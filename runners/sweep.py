@@ -1021,28 +1021,27 @@ def cancel(sweep_dir: str | os.PathLike[str], run_ids: Sequence[str] = ()) -> Ca
     paths = SweepPaths.of(sweep_dir)
     manifest = load_manifest(paths.root)
     targets = resolve_run_ids(manifest, run_ids) if run_ids else list(manifest["runs"])
-    st = status(paths.root).by_id()
-    cancelled, not_active, errors = [], {}, {}
-    by_kind: dict[str, list[tuple[str, str]]] = {}
-    for run_id in targets:
-        s = st[run_id]
-        if s.state not in ACTIVE_STATES or not s.job_id:
-            not_active[run_id] = s.state
-            continue
-        by_kind.setdefault(s.executor or "", []).append((run_id, s.job_id))
-    for kind, pairs in by_kind.items():
-        failed = cancel_jobs(kind, paths.jobs, [j for _, j in pairs])
-        for run_id, job_id in pairs:
-            if job_id in failed:
-                errors[run_id] = failed[job_id]
-            else:
-                cancelled.append((run_id, job_id))
-    to_mark = list(cancelled)
-    if to_mark:
-        with _locked(paths):
+    with _locked(paths):  # one lock from reading the states to recording the cancellation
+        st = status(paths.root).by_id()
+        cancelled, not_active, errors = [], {}, {}
+        by_kind: dict[str, list[tuple[str, str]]] = {}
+        for run_id in targets:
+            s = st[run_id]
+            if s.state not in ACTIVE_STATES or not s.job_id:
+                not_active[run_id] = s.state
+                continue
+            by_kind.setdefault(s.executor or "", []).append((run_id, s.job_id))
+        for kind, pairs in by_kind.items():
+            failed = cancel_jobs(kind, paths.jobs, [j for _, j in pairs])
+            for run_id, job_id in pairs:
+                if job_id in failed:
+                    errors[run_id] = failed[job_id]
+                else:
+                    cancelled.append((run_id, job_id))
+        if cancelled:
             manifest = load_manifest(paths.root)
             at, _ = _now()
-            for run_id, job_id in to_mark:
+            for run_id, job_id in cancelled:
                 for a in reversed(manifest["runs"][run_id]["attempts"]):
                     if a["job_id"] == job_id:
                         a["cancelled_at"] = at
@@ -1082,48 +1081,50 @@ def resubmit(
     """
     t0 = time.perf_counter()
     paths = SweepPaths.of(sweep_dir)
-    manifest = load_manifest(paths.root)
-    old = ExecutorOptions.from_dict(manifest.get("executor") or {"kind": "local"})
-    kind = executor or old.kind
-    if kind not in EXECUTORS:
-        raise ConfigError(f"unknown executor {kind!r}; valid choices: {', '.join(EXECUTORS)}")
-    _check_common(array_parallelism, max_retries if max_retries is not None else old.max_retries)
-    selected = set(resolve_run_ids(manifest, run_ids)) if run_ids else set(manifest["runs"])
-    wanted = ({"failed", "unknown"} if failed else set()) | ({"cancelled"} if cancelled else set())
-    st = status(paths.root)
-    overrides = {
-        "time_min": time_min, "gpus_per_node": gpus_per_node, "nodes": nodes, "cpus_per_task": cpus_per_task,
-        "mem_gb": mem_gb, "partition": partition, "account": account, "qos": qos,
-    }  # fmt: skip
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    options = ExecutorOptions(
-        kind=kind,
-        array_parallelism=array_parallelism if array_parallelism is not None else old.array_parallelism,
-        max_retries=max_retries if max_retries is not None else old.max_retries,
-        hold=False,
-        overrides={**old.overrides, **overrides},
-    )
-    from runners.config import RunConfig
-
-    todo: list[PlannedRun] = []
-    skipped: dict[str, list[str]] = {}
-    for s in st.runs:
-        if s.run_id not in selected:
-            continue
-        if s.state not in wanted:
-            skipped.setdefault(s.state, []).append(s.run_id)
-            continue
-        if s.scheduler_state == SCHEDULER_UNREACHABLE:
-            raise ConfigError(f"nothing resubmitted: run {s.run_id} may still be running, {s.error}; try again later")
-        r = manifest["runs"][s.run_id]
-        cfg = RunConfig.from_dict(r["config"], where=f"{paths.manifest}: run {s.run_id}", check_model=False)
-        shape = shape_of(r["shape"], overrides)
-        todo.append(PlannedRun(s.run_id, cfg, shape, r["planned_train_flops"], r["planned_gpu_hours"], r.get("gpu", "A100")))
-    check_executor(kind, sorted({p.shape for p in todo}, key=repr))
-    factory = job_factory or _default_job_factory
-    callables = {p.run_id: factory(p.config, str(paths.root), device, manifest["sweep_id"]) for p in todo}
+    load_manifest(paths.root)  # not a sweep: say so before taking the lock
+    # One lock from reading the states to recording the new jobs: two resubmits at once cannot both
+    # submit the same failed run, and a cancel cannot interleave.
     with _locked(paths):
         manifest = load_manifest(paths.root)
+        old = ExecutorOptions.from_dict(manifest.get("executor") or {"kind": "local"})
+        kind = executor or old.kind
+        if kind not in EXECUTORS:
+            raise ConfigError(f"unknown executor {kind!r}; valid choices: {', '.join(EXECUTORS)}")
+        _check_common(array_parallelism, max_retries if max_retries is not None else old.max_retries)
+        selected = set(resolve_run_ids(manifest, run_ids)) if run_ids else set(manifest["runs"])
+        wanted = ({"failed", "unknown"} if failed else set()) | ({"cancelled"} if cancelled else set())
+        st = status(paths.root)
+        overrides = {
+            "time_min": time_min, "gpus_per_node": gpus_per_node, "nodes": nodes, "cpus_per_task": cpus_per_task,
+            "mem_gb": mem_gb, "partition": partition, "account": account, "qos": qos,
+        }  # fmt: skip
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        options = ExecutorOptions(
+            kind=kind,
+            array_parallelism=array_parallelism if array_parallelism is not None else old.array_parallelism,
+            max_retries=max_retries if max_retries is not None else old.max_retries,
+            hold=False,
+            overrides={**old.overrides, **overrides},
+        )
+        from runners.config import RunConfig
+
+        todo: list[PlannedRun] = []
+        skipped: dict[str, list[str]] = {}
+        for s in st.runs:
+            if s.run_id not in selected:
+                continue
+            if s.state not in wanted:
+                skipped.setdefault(s.state, []).append(s.run_id)
+                continue
+            if s.scheduler_state == SCHEDULER_UNREACHABLE:
+                raise ConfigError(f"nothing resubmitted: run {s.run_id} may still be running, {s.error}; try again later")
+            r = manifest["runs"][s.run_id]
+            cfg = RunConfig.from_dict(r["config"], where=f"{paths.manifest}: run {s.run_id}", check_model=False)
+            shape = shape_of(r["shape"], overrides)
+            todo.append(PlannedRun(s.run_id, cfg, shape, r["planned_train_flops"], r["planned_gpu_hours"], r.get("gpu", "A100")))
+        check_executor(kind, sorted({p.shape for p in todo}, key=repr))
+        factory = job_factory or _default_job_factory
+        callables = {p.run_id: factory(p.config, str(paths.root), device, manifest["sweep_id"]) for p in todo}
         manifest["executor"] = options.to_dict()
         submitted, arrays = _submit_runs(paths, manifest, todo, options, "resubmit", callables)
     if kind == "debug":

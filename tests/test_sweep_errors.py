@@ -266,3 +266,21 @@ def test_slurm_accounting_outage_is_not_a_verdict(capsys, good_grid, tmp_path, m
         assert status(sweep).counts == {"pending": 2}  # held, and SLURM answers again
     finally:
         cancel(sweep)
+
+
+def test_two_resubmits_at_once_submit_a_failed_run_once(sweep_copy):
+    """Two ``resubmit --failed`` racing on one sweep (threads: flock locks conflict between the open files
+    of one process too): the manifest lock covers reading the states and recording the new job, so the
+    second sees the first's job active and submits nothing. The jobs are real local jobs (they fail again
+    on the corrupt data)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from runners.sweep import load_manifest, resubmit, wait
+
+    _, sweep = sweep_copy
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: resubmit(sweep, failed=True, executor="local"), range(2)))
+    assert sorted(len(r.submitted) for r in reports) == [0, 1]
+    (run,) = load_manifest(sweep)["runs"].values()
+    assert len(run["attempts"]) == 2  # the debug attempt and one local one
+    assert wait(sweep, timeout_s=120).counts == {"failed": 1}
