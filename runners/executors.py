@@ -34,6 +34,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,9 +256,8 @@ def local_slot_setup(folder: Path, slots: list[str]) -> list[str]:
             f"exec 9>>{d}/gpus.lock; flock 9; "
             f"for _cb_i in {indices}; do case $_cb_i in {groups} esac; _cb_free=1; "
             f"for _cb_d in $_cb_g; do _cb_o=$(cat {d}/gpu-$_cb_d.owner 2>/dev/null); "
-            "if [ -n \"$_cb_o\" ] && [ \"$_cb_o\" != $$ ] && "
-            "[ \"$(sed 's/.*) //' /proc/$_cb_o/stat 2>/dev/null | cut -c1)\" != Z ] && "
-            "[ -e /proc/$_cb_o/stat ]; then _cb_free=; fi; done; "
+            "if [ -n \"$_cb_o\" ] && [ \"$_cb_o\" != $$ ] && [ -e /proc/$_cb_o/stat ] && "
+            "[ \"$(sed 's/.*) //' /proc/$_cb_o/stat | cut -c1)\" != Z ]; then _cb_free=; fi; done; "
             "if [ -n \"$_cb_free\" ]; then "
             f"for _cb_d in $_cb_g; do echo $$ > {d}/gpu-$_cb_d.owner; done; _cb_slot=$_cb_i; break; fi; done; "
             "flock -u 9; exec 9>&-; "
@@ -352,9 +352,7 @@ def _sacct_watcher_class():
             command[2] = "JobID,State,NodeList,ElapsedRaw"
             return command
 
-        def update(self) -> None:
-            import time
-
+        def update(self) -> None:  # submitit's, keeping the error (and without its finished-job set)
             command = self._make_command()
             if command is None:
                 return
