@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from budget.units import parse_budget  # noqa: E402
-from planner.grid import enumerate_plan  # noqa: E402
+from planner.plan import enumerate_plan  # noqa: E402
 from planner.scaling.predict import load_model  # noqa: E402
 from planner.scaling.rank import rank_plan  # noqa: E402
 

@@ -19,7 +19,7 @@ MODULES = sorted(
 
 
 def test_modules_with_examples_are_found():
-    assert {"budget.units", "results.store", "planner.grid"} <= set(MODULES)
+    assert {"budget.units", "results.store", "planner.plan"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from budget.errors import ConfigError
-from planner.grid import PlanRow
+from planner.plan import PlanRow
 from planner.scaling.rank import Ranking, rank_plan
 
 

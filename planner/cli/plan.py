@@ -1,6 +1,6 @@
 """``clipbudget plan``: what a compute budget buys, ranked by predicted zero-shot accuracy.
 
-Enumerates model × strategy × data-subset configurations under one budget (:func:`planner.grid.enumerate_plan`),
+Enumerates model × strategy × data-subset configurations under one budget (:func:`planner.plan.enumerate_plan`),
 ranks them with a scaling-law fit (the built-in published prior, or ``--fit FIT.json``), warns about budgets
 outside the range where CLIP has been trained (:mod:`planner.budget_checks`), and prints a table, JSON or
 CSV, or writes a grid file for ``clipbudget submit``.
@@ -23,7 +23,7 @@ import sys
 from typing import Any
 
 from planner.cli import _format as fmt
-from planner.grid import (
+from planner.plan import (
     DEFAULT_FLIP_MASK_RATIO,
     DEFAULT_MAX_EPOCHS,
     DEFAULT_MIN_EPOCHS,
@@ -158,8 +158,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _enumerate(budget: Any, args: argparse.Namespace) -> Any:
-    """:func:`planner.grid.enumerate_plan` with the command line's grid options."""
-    from planner.grid import enumerate_plan
+    """:func:`planner.plan.enumerate_plan` with the command line's grid options."""
+    from planner.plan import enumerate_plan
 
     return enumerate_plan(
         budget,

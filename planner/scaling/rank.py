@@ -1,6 +1,6 @@
 """Rank a plan's rows by predicted zero-shot top-1 with intervals and the probability of being best.
 
-``rank_plan(rows, fit=None)`` is what ``clipbudget plan`` calls: ``rows`` are :class:`planner.grid.PlanRow`
+``rank_plan(rows, fit=None)`` is what ``clipbudget plan`` calls: ``rows`` are :class:`planner.plan.PlanRow`
 objects or dicts with the same keys; ``fit`` is ``None`` (the built-in prior) or a FIT.json path.
 Vectorised over rows × bootstrap draws; numpy only.
 

@@ -1,4 +1,4 @@
-"""planner.grid.enumerate_plan and planner.budget_checks: the accounting behind ``clipbudget plan``.
+"""planner.plan.enumerate_plan and planner.budget_checks: the accounting behind ``clipbudget plan``.
 
 Real catalog, real analytic FLOPs (budget.flops), real GPU table: nothing is mocked.
 """
@@ -16,7 +16,7 @@ from budget.flops import STRATEGIES, TRAIN_FLOPS_PER_FORWARD, sample_cost
 from budget.hardware import gpu_hours
 from budget.units import parse_budget
 from planner.budget_checks import HIGHEST_FLOPS, LOWEST_FLOPS, check_budget, position
-from planner.grid import (
+from planner.plan import (
     DEFAULT_MODELS,
     DEFAULT_POOL_SIZE,
     DEFAULT_QUALITY_FRACTIONS,
@@ -220,8 +220,8 @@ def test_docstring_examples_run():
 
     import planner.budget_checks
     import planner.cli._format
-    import planner.grid
+    import planner.plan
 
-    for module in (planner.grid, planner.budget_checks, planner.cli._format):
+    for module in (planner.plan, planner.budget_checks, planner.cli._format):
         result = doctest.testmod(module, raise_on_error=False, verbose=False)
         assert result.attempted > 0 and result.failed == 0, module.__name__
