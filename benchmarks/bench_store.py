@@ -47,7 +47,7 @@ def main() -> None:
     from results.schema import arrow_schema, validate_row
     from results.store import ResultStore
     from runners.config import RunConfig
-    from runners.grid import load_grid, write_grid
+    from runners.gridfile import load_grid, write_grid
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_store_"))
     store = ResultStore(tmp / "results")

@@ -106,11 +106,11 @@ def bench_overhead(root: Path, shards: Path, evalset: Path) -> dict:
         time.sleep(0.25)
     sweep_wall = time.time() - t0
     rows = ResultStore(d / "results").read()
-    from runners.sweep import _parse_iso
+    from runners.sweep.folder import parse_iso
 
     per_job = []
     for _, row in rows.iterrows():
-        finished = _parse_iso(row["finished_at"])
+        finished = parse_iso(row["finished_at"])
         per_job.append(((finished - t0) / row["wall_seconds"], finished - t0, row["wall_seconds"]))
     return {
         "states": status(d).counts,

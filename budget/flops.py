@@ -57,19 +57,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from budget.catalog import ModelSpec, TextSpec, VisionSpec, get_model
+from budget.coerce import to_float
 from budget.errors import ConfigError
+from budget.vocabulary import DEFAULT_FLIP_MASK_RATIO, SLIP_EMB_DIM, SLIP_MLP_DIM, STRATEGIES
 
-#: Training strategies.
-STRATEGIES = ("clip", "slip", "flip", "clip_aug")
+__all__ = [
+    "DEFAULT_FLIP_MASK_RATIO", "FLOPS_PER_MAC", "SLIP_EMB_DIM", "SLIP_MLP_DIM", "STRATEGIES",
+    "TRAIN_FLOPS_PER_FORWARD", "SampleCost", "image_tower_gflops", "kept_tokens", "param_counts", "sample_cost",
+    "text_tower_gflops", "tower_gflops",
+]
+
 #: Training FLOPs per forward FLOP (forward 1 + backward 2).
 TRAIN_FLOPS_PER_FORWARD = 3.0
 #: FLOPs per multiply-accumulate.
 FLOPS_PER_MAC = 2.0
-#: SLIP's SSL head defaults (facebookresearch/SLIP ``models.py``: ``ssl_mlp_dim=4096, ssl_emb_dim=256``).
-SLIP_MLP_DIM = 4096
-SLIP_EMB_DIM = 256
-#: Default FLIP mask ratio (the FLIP paper's best trade-off).
-DEFAULT_FLIP_MASK_RATIO = 0.5
 
 # timm ConvNeXt stage depths and widths (timm ``convnext.py``: ``convnext_tiny`` … ``convnext_xxlarge``).
 CONVNEXT_ARCHS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
@@ -263,8 +264,8 @@ def _context_length(spec: ModelSpec, context_length: int | None) -> int:
 
 def _mask_ratio(value: float) -> float:
     try:
-        ratio = float(value)
-    except (TypeError, ValueError):
+        ratio = to_float(value, finite=False)
+    except ValueError:
         raise ConfigError(f"flip_mask_ratio must be a number in [0, 1), got {value!r}") from None
     if not 0.0 <= ratio < 1.0:  # also rejects NaN
         raise ConfigError(f"flip_mask_ratio must be in [0, 1) (fraction of patches dropped), got {value!r}")

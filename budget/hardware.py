@@ -67,7 +67,11 @@ GPUS: dict[str, GPU] = {g.name: g for g in (
         "dense = half"),
     GPU("H100-PCIe", 756.0, 80, "bf16", "NVIDIA H100 datasheet (PCIe): BF16 tensor 1,513 TFLOPS with sparsity; "
         "dense = half"),
+    GPU("H100-NVL", 835.5, 94, "bf16", "NVIDIA H100 NVL product brief: BF16 tensor 1,671 TFLOPS with sparsity per "
+        "GPU; dense = half"),
     GPU("H200", 989.0, 141, "bf16", "NVIDIA H200 datasheet (SXM): BF16 tensor 1,979 TFLOPS with sparsity; dense = half"),
+    GPU("H200-NVL", 835.5, 141, "bf16", "NVIDIA H200 NVL datasheet: BF16 tensor 1,671 TFLOPS with sparsity; "
+        "dense = half"),
     GPU("B200", 2250.0, 180, "bf16", "NVIDIA HGX B200 datasheet: FP16/BF16 tensor 4.5 PFLOPS with sparsity per GPU; "
         "dense = half"),
     GPU("MI250X", 383.0, 128, "bf16", "AMD Instinct MI250X datasheet: peak BF16/FP16 383 TFLOPS (dense)"),
@@ -99,6 +103,55 @@ def get_gpu(name: str | GPU) -> GPU:
     if not isinstance(name, str) or _key(name) not in _INDEX:
         raise ConfigError(f"unknown GPU {name!r}; valid: {', '.join(GPUS)}")
     return GPUS[_INDEX[_key(name)]]
+
+
+#: ``torch.cuda.get_device_name()`` → table entry. Each pattern matches a whole model number (``a10`` never
+#: matches ``A100``), tried in order; the memory size, form factor suffixes and "NVIDIA"/"Tesla" prefixes vary.
+_DEVICE_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"\bh100\b.*\bnvl\b", "H100-NVL"),
+    (r"\bh100\b.*\bpcie\b", "H100-PCIe"),
+    (r"\bh100\b", "H100-SXM"),  # "NVIDIA H100 80GB HBM3" is the SXM5 part
+    (r"\bh200\b.*\bnvl\b", "H200-NVL"),
+    (r"\bh200\b", "H200"),
+    (r"\bb200\b", "B200"),
+    (r"\ba100\b", "A100"),
+    (r"\ba10g\b", "A10G"),
+    (r"\ba10\b", "A10"),
+    (r"\ba40\b", "A40"),
+    (r"\bl40s\b", "L40S"),
+    (r"\bl4\b", "L4"),
+    (r"\bv100s?\b", "V100"),
+    (r"\bt4\b", "T4"),
+    (r"\brtx 4090\b", "RTX-4090"),
+    (r"\brtx a6000\b", "RTX-A6000"),
+    (r"\bmi300x\b", "MI300X"),
+    (r"\bmi250x?\b", "MI250X"),
+)
+
+
+def gpu_from_device_name(device_name: str) -> GPU | None:
+    """The table entry of a device name as torch reports it (``torch.cuda.get_device_name()``), or None.
+
+    Exact model numbers, not substrings: ``NVIDIA A100-SXM4-80GB`` is an A100 (not an A10),
+    ``NVIDIA A10G`` an A10G, ``NVIDIA H100 80GB HBM3`` the SXM H100, ``NVIDIA H100 PCIe`` and
+    ``NVIDIA H100 NVL`` their own entries. Chips not in :data:`GPUS` (A30, L40, H800, GH200, RTX 6000 Ada, …)
+    and MIG slices give None: no peak is better than a wrong one.
+
+    >>> [gpu_from_device_name(n).name for n in ("NVIDIA A100-SXM4-80GB", "NVIDIA A10G", "Tesla V100-SXM2-32GB")]
+    ['A100', 'A10G', 'V100']
+    >>> gpu_from_device_name("NVIDIA A30") is None
+    True
+    """
+    text = re.sub(r"[-_/,()]", " ", str(device_name).lower())
+    text = re.sub(r"\s+", " ", text).strip()
+    if re.search(r"\bmig\b", text):  # a MIG slice has a fraction of the chip's peak
+        return None
+    if re.search(r"\bgh200\b|\bh800\b|\bl40\b(?!s)|\ba30\b|\ba800\b", text):
+        return None
+    for pattern, name in _DEVICE_PATTERNS:
+        if re.search(pattern, text):
+            return GPUS[name]
+    return None
 
 
 def check_mfu(mfu: float) -> float:

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from budget.coerce import to_float
 from budget.errors import ConfigError
 from budget.flops import TRAIN_FLOPS_PER_FORWARD
 from budget.hardware import (
@@ -37,16 +38,6 @@ from budget.hardware import (
     get_gpu,
     gpu_hours,
 )
-
-#: Reference runs, in paper-convention GFLOPs (DataComp, Gadre et al. 2023, Table: compute in MACs × 2 / 1e9).
-REFERENCE_RUNS_GFLOPS: dict[str, float] = {
-    "DataComp small (ViT-B-32, 12.8M samples)": 9.5e16 * 2 / 1e9,
-    "DataComp medium (ViT-B-32, 128M samples)": 9.5e17 * 2 / 1e9,
-    "DataComp large (ViT-B-16, 1.28B samples)": 2.6e19 * 2 / 1e9,
-    "DataComp xlarge (ViT-L-14, 12.8B samples)": 1.1e21 * 2 / 1e9,
-}
-#: The seed paper's compute axes span 1e8 … 1e11 GFLOPs (paper convention).
-PAPER_RANGE_GFLOPS = (1e8, 1e11)
 
 _FLAGS = ("gflops", "flops", "gpu_hours")
 
@@ -141,40 +132,6 @@ def parse_budget(
     return Budget(gflops=total, given_as=kind, gpu=g, mfu=m)
 
 
-def scale_warning(budget: Budget) -> str | None:
-    """A one-line warning when a budget lies far outside the compute CLIP has been trained with, else None.
-
-    Above: more than 10x DataComp's xlarge run (the largest in :data:`REFERENCE_RUNS_GFLOPS`), with the
-    ratio and, for a ``--gflops`` budget, the suggestion of ``--flops`` (a common mix-up of the two).
-    Below: under the seed paper's lowest compute (1e8 GFLOPs), where only the tiny CPU configs train and a
-    ``--flops`` budget may have meant ``--gflops``.
-
-    Example:
-        >>> scale_warning(parse_budget(gflops=1e19))[:79]
-        'budget 1e+19 GFLOPs = 1e+28 FLOPs is about 4.5e+06x the largest CLIP run listed'
-        >>> scale_warning(parse_budget(gflops=1e10)) is None
-        True
-    """
-    largest_name, largest = max(REFERENCE_RUNS_GFLOPS.items(), key=lambda kv: kv[1])
-    low = PAPER_RANGE_GFLOPS[0]
-    flag = f"--{budget.given_as.replace('_', '-')}"
-    if budget.gflops > 10 * largest:
-        hint = ""
-        if budget.given_as == "gflops":
-            hint = f"; if you meant {_g(budget.gflops)} FLOPs, use --flops {_g(budget.gflops)}"
-        return (f"budget {_g(budget.gflops)} GFLOPs = {_g(budget.flops)} FLOPs is about "
-                f"{budget.gflops / largest:.2g}x the largest CLIP run listed ({largest_name}, "
-                f"{_g(largest)} GFLOPs){hint}")
-    if budget.gflops < low:
-        hint = ""
-        if budget.given_as == "flops":
-            hint = f"; if you meant {_g(budget.flops)} GFLOPs, use --gflops {_g(budget.flops)}"
-        return (f"budget {_g(budget.gflops)} GFLOPs ({flag}) is below the seed paper's smallest compute "
-                f"({_g(low)} GFLOPs): only the tiny CPU configs train at this scale and predictions "
-                f"extrapolate{hint}")
-    return None
-
-
 def format_hours(hours: float) -> str:
     """GPU-hours with sensible precision (``0.0012``, ``3.4``, ``66.8``, ``1.2e+06``)."""
     if hours == 0:
@@ -192,12 +149,12 @@ def _g(x: float) -> str:
 
 def _positive(raw: Any, kind: str) -> float:
     flag = f"--{kind.replace('_', '-')}"
-    if isinstance(raw, bool):
-        raise ConfigError(f"{flag} must be a positive number, got {raw!r}")
     try:
-        value = float(raw.strip()) if isinstance(raw, str) else float(raw)
-    except (TypeError, ValueError):
+        value = to_float(raw, finite=False)
+    except ValueError as exc:
+        if str(exc) == "not finite":  # ±inf
+            raise ConfigError(f"{flag} must be a positive finite number (e.g. 1e10), got {raw!r}") from None
         raise ConfigError(f"{flag} must be a positive number (e.g. 1e10), got {raw!r}") from None
-    if math.isnan(value) or math.isinf(value) or value <= 0:
+    if math.isnan(value) or value <= 0:
         raise ConfigError(f"{flag} must be a positive finite number (e.g. 1e10), got {raw!r}")
     return value

@@ -1,3 +1,5 @@
 """Planning, fitting and the command line: what to train under a compute budget."""
 
-__version__ = "0.1.0"
+from budget import __version__
+
+__all__ = ["__version__"]

@@ -29,8 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-#: FLOPs per multiply-accumulate (the paper convention counts 2).
-FLOPS_PER_MAC = 2.0
+from budget.flops import FLOPS_PER_MAC
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from budget.errors import ConfigError
+from budget.hardware import DEFAULT_GPU, DEFAULT_MFU
+from budget.vocabulary import DEFAULT_FLIP_MASK_RATIO
 
 #: The seed paper's models (Li, Xie, Cubuk 2024: ViT-Ti/S/B/L and its CNN comparison).
 DEFAULT_MODELS: tuple[str, ...] = (
@@ -52,8 +54,6 @@ DEFAULT_POOL_SIZE = 3_400_000_000
 DEFAULT_MAX_EPOCHS = 32.0
 #: No lower bound on repetition by default (a budget short of one pass sees part of the subset once).
 DEFAULT_MIN_EPOCHS = 1.0
-#: FLIP's mask ratio (the seed paper and the FLIP paper's best trade-off: 50 %).
-DEFAULT_FLIP_MASK_RATIO = 0.5
 
 LIMITED_BY = ("compute", "data")
 
@@ -107,8 +107,8 @@ class Plan:
     dropped: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     budget_gflops: float = 0.0
-    gpu: str = "A100"
-    mfu: float = 0.4
+    gpu: str = DEFAULT_GPU
+    mfu: float = DEFAULT_MFU
 
     @property
     def considered(self) -> int:
@@ -128,8 +128,8 @@ def enumerate_plan(
     flip_mask_ratio: float = DEFAULT_FLIP_MASK_RATIO,
     image_size: int | None = None,
     context_length: int | None = None,
-    gpu: str = "A100",
-    mfu: float = 0.4,
+    gpu: str = DEFAULT_GPU,
+    mfu: float = DEFAULT_MFU,
 ) -> Plan:
     """Every model × strategy × quality-fraction configuration the budget pays for (see module docstring).
 
@@ -151,8 +151,9 @@ def enumerate_plan(
             removed how many).
     """
     from budget.catalog import get_model
-    from budget.flops import STRATEGIES, TRAIN_FLOPS_PER_FORWARD, sample_cost
+    from budget.cost import cost_for_samples, sample_cost_of
     from budget.hardware import gpu_hours as _gpu_hours
+    from budget.vocabulary import STRATEGIES
 
     budget_gflops = float(getattr(budget, "gflops", budget))
     if not math.isfinite(budget_gflops) or budget_gflops <= 0:
@@ -178,8 +179,8 @@ def enumerate_plan(
                 drop(REASON_FLIP_NON_VIT, len(quality_fractions))
                 continue
             try:
-                cost = sample_cost(spec, strategy, image_size=image_size, context_length=context_length,
-                                   flip_mask_ratio=flip_mask_ratio)
+                cost = sample_cost_of({"model": spec, "strategy": strategy, "image_size": image_size,
+                                       "context_length": context_length, "flip_mask_ratio": flip_mask_ratio})
             except ConfigError as exc:  # e.g. an image size the patch size does not divide
                 drop(f"{spec.name}: {exc}", len(quality_fractions))
                 continue
@@ -200,14 +201,13 @@ def enumerate_plan(
                 if epochs < min_epochs - 1e-12:
                     drop(REASON_MIN_EPOCHS)
                     continue
-                total = per_sample * seen
-                train_flops = total * 1e9 * TRAIN_FLOPS_PER_FORWARD
+                spent = cost_for_samples(cost, seen, gpu=gpu, mfu=mfu)
                 rows.append(PlanRow(
                     model=name, strategy=strategy, flip_mask_ratio=cost.flip_mask_ratio,
                     image_size=cost.image_size, context_length=cost.context_length, quality_fraction=q,
                     pool_size=pool, unique_samples=unique, samples_seen=seen, epochs=epochs,
-                    gflops_per_sample=per_sample, total_gflops=total, train_flops=train_flops,
-                    gpu_hours=_gpu_hours(train_flops, gpu=gpu, mfu=mfu), params_m=cost.params_m,
+                    gflops_per_sample=per_sample, total_gflops=spent.total_gflops, train_flops=spent.train_flops,
+                    gpu_hours=spent.gpu_hours, params_m=cost.params_m,
                     limited_by=limited_by,
                 ))
 
@@ -224,6 +224,53 @@ def enumerate_plan(
 def unspent_fraction(row: PlanRow, budget_gflops: float) -> float:
     """Share of the budget a row leaves unspent (0 for compute-limited rows, up to rounding)."""
     return max(0.0, 1.0 - row.total_gflops / budget_gflops)
+
+
+def run_configs_for(
+    rows: Sequence[Any],
+    *,
+    train_data: str,
+    eval_data: str,
+    image_size: int | None = None,
+    context_length: int | None = None,
+) -> list[Any]:
+    """The bridge from a plan to a sweep: one :class:`runners.config.RunConfig` per plan row.
+
+    Each row (a :class:`PlanRow` or a dict with its keys, e.g. a ranked row) keeps its model, strategy,
+    FLIP mask, quality fraction, pool and sample counts; hyper-parameters come from the recipe
+    :func:`runners.recipe.default_hyperparameters` (batch size, learning rate, warm-up for the samples
+    seen). ``image_size``/``context_length`` are written only when given (None: the model's own, so the
+    run id does not change with a default). The configs are validated whole (:class:`ConfigError` names
+    the row); write them with :func:`runners.gridfile.write_grid`.
+
+    Example:
+        >>> plan = enumerate_plan(1e8, models=("tiny-vit-28",), strategies=("flip",), quality_fractions=(1.0,),
+        ...                       pool_size=1e6)
+        >>> cfg, = run_configs_for(plan.rows, train_data="shards/", eval_data="eval/")
+        >>> cfg.model, cfg.strategy, cfg.flip_mask_ratio, cfg.samples_seen == plan.rows[0].samples_seen
+        ('tiny-vit-28', 'flip', 0.5, True)
+    """
+    from runners.config import RunConfig
+    from runners.recipe import default_hyperparameters
+
+    configs = []
+    for row in rows:
+        r = row.to_dict() if isinstance(row, PlanRow) else dict(row)
+        seen = int(r["samples_seen"])
+        d: dict[str, Any] = {
+            "model": r["model"], "strategy": r["strategy"], "samples_seen": seen,
+            "train_data": train_data, "eval_data": eval_data, "quality_fraction": r["quality_fraction"],
+            "unique_samples": int(r["unique_samples"]), "pool_size": int(r["pool_size"]),
+        }
+        if r["strategy"] == "flip":
+            d["flip_mask_ratio"] = r["flip_mask_ratio"]
+        if image_size:
+            d["image_size"] = image_size
+        if context_length:
+            d["context_length"] = context_length
+        d.update(default_hyperparameters(r["model"], seen))
+        configs.append(RunConfig.from_dict(d, where=f"plan row {r['model']}/{r['strategy']}"))
+    return configs
 
 
 # --- internals -------------------------------------------------------------------------------------

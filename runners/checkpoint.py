@@ -13,7 +13,8 @@ The newest ``keep`` training checkpoints are kept. RNG states are stored as tens
 Example::
 
     save_atomic(state, ckpt_dir / step_name(120))
-    path = latest_checkpoint(ckpt_dir)      # newest readable step_*.pt, or None
+    found = latest_checkpoint(ckpt_dir)   # (path, state) of the newest readable step_*.pt; None: none yet;
+                                          # CheckpointError: some exist but none reads back
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from budget.errors import ClipbudgetError
 from results.atomic import atomic_open
 
 log = logging.getLogger(__name__)
@@ -65,16 +67,36 @@ def load(path: str | os.PathLike) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+class CheckpointError(ClipbudgetError):
+    """Training checkpoints exist but none of them reads back: resuming is impossible, restarting from step 0
+    would silently redo (and double-count) the compute already spent. The message names every file."""
+
+
 def latest_checkpoint(ckpt_dir: str | os.PathLike) -> tuple[Path, dict] | None:
     """The newest checkpoint that reads back, with its state; ``None`` when there is none.
 
-    An unreadable file (a disk error; renames make torn writes impossible) is logged and skipped.
+    An unreadable newest file (a disk error; renames make torn writes impossible) is logged as a warning
+    naming it, and the next older one is tried. When checkpoints exist but none reads back,
+    :class:`CheckpointError` names them all (the run must not restart from step 0 silently: move or delete
+    the folder to start over on purpose).
     """
-    for step, path in reversed(list_checkpoints(ckpt_dir)):
+    found = list_checkpoints(ckpt_dir)
+    problems = []
+    for step, path in reversed(found):
         try:
-            return path, load(path)
+            state = load(path)
         except Exception as exc:  # noqa: BLE001 - fall back to an older checkpoint
-            log.warning("checkpoint %s (step %d) is unreadable (%s); trying an older one", path, step, exc)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            problems.append(f"{path} ({reason})")
+            log.warning("checkpoint %s (step %d) is unreadable (%s); trying an older one", path, step, reason)
+            continue
+        if problems:
+            log.warning("resuming from the older checkpoint %s (step %d): %d newer one(s) unreadable: %s",
+                        path, step, len(problems), "; ".join(problems))
+        return path, state
+    if found:
+        raise CheckpointError(f"{len(found)} checkpoint(s) in {ckpt_dir} but none loads: {'; '.join(problems)}; "
+                              "refusing to restart from step 0 (move the folder away to start over)")
     return None
 
 
@@ -125,5 +147,5 @@ def _to_tuple(x):
     return x
 
 
-__all__ = ["latest_checkpoint", "list_checkpoints", "load", "prune", "rng_state", "save_atomic", "set_rng_state",
+__all__ = ["CheckpointError", "latest_checkpoint", "list_checkpoints", "load", "prune", "rng_state", "save_atomic", "set_rng_state",
            "step_name"]

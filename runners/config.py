@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import decimal
 import difflib
 import hashlib
 import json
@@ -37,21 +36,23 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from budget.coerce import to_float as _to_float
+from budget.coerce import to_int as _to_int
 from budget.errors import ConfigError
+from budget.vocabulary import (  # the strategy/augmentation vocabulary, defined once (re-exported here)
+    AUG_PRESETS,
+    SLIP_EMB_DIM,
+    SLIP_MLP_DIM,
+    STRATEGIES,
+    default_aug,
+    default_flip_mask_ratio,
+)
 
 log = logging.getLogger(__name__)
 
-#: Training strategies (same tuple as ``budget.flops.STRATEGIES``; kept here so this module stays light).
-STRATEGIES: tuple[str, ...] = ("clip", "slip", "flip", "clip_aug")
-#: Data-augmentation presets of the CLIP+augmentation strategy (the seed paper's three, plus none).
-AUG_PRESETS: tuple[str, ...] = ("none", "crop_flip", "randaug", "stacked_randaug")
 #: Numeric precision choices (open_clip's ``--precision`` names, plus ``auto``: bf16 autocast where the
 #: device supports it, else fp32).
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "amp", "amp_bf16", "bf16", "fp16", "pure_bf16", "pure_fp16")
-#: Default FLIP mask ratio (the seed paper's FLIP runs mask 50 % of the patches).
-DEFAULT_FLIP_MASK_RATIO = 0.5
-#: Default augmentation preset of ``clip_aug`` (the seed paper's strongest).
-DEFAULT_AUG = "stacked_randaug"
 #: Fields that do not change the result and are left out of :attr:`RunConfig.run_id`.
 NON_RESULT_FIELDS: frozenset[str] = frozenset({"workers", "eval_batch_size", "checkpoint_every_steps"})
 #: Fields without a default.
@@ -102,8 +103,8 @@ class RunConfig:
     eval_batch_size: int = 256  #: (not in run_id)
     linear_probe: bool = True  #: evaluate a linear probe
     retrieval: bool = True  #: evaluate image-text retrieval (needs captions in the eval set)
-    slip_mlp_dim: int = 4096  #: SLIP SSL head hidden width
-    slip_emb_dim: int = 256  #: SLIP SSL head output width
+    slip_mlp_dim: int = SLIP_MLP_DIM  #: SLIP SSL head hidden width
+    slip_emb_dim: int = SLIP_EMB_DIM  #: SLIP SSL head output width
 
     def __post_init__(self) -> None:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -264,44 +265,6 @@ def _config_error(problems: list[str], where: str) -> ConfigError:
     return err
 
 
-def _to_int(value: Any) -> int:
-    """Whole numbers as int: 5, 5.0, "5", "1.36e9", "1_000"; raises ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError("a boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return int(value)
-        raise ValueError("not a whole number")
-    if isinstance(value, str):
-        try:
-            dec = decimal.Decimal(value.strip().replace("_", ""))
-        except decimal.InvalidOperation:
-            raise ValueError("not a number") from None
-        if dec.is_finite() and dec == dec.to_integral_value():
-            return int(dec)
-        raise ValueError("not a whole number")
-    raise ValueError(f"a {type(value).__name__}")
-
-
-def _to_float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("a boolean")
-    if isinstance(value, (int, float)):
-        out = float(value)
-    elif isinstance(value, str):
-        try:
-            out = float(value.strip().replace("_", ""))
-        except ValueError:
-            raise ValueError("not a number") from None
-    else:
-        raise ValueError(f"a {type(value).__name__}")
-    if not math.isfinite(out):
-        raise ValueError("not finite")
-    return out
-
-
 def _fmt(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
@@ -313,13 +276,7 @@ def _model_problem(name: str) -> str | None:
     """The catalog's complaint about ``name`` (None if known), cached per name."""
     if name in _MODEL_CHECKS:
         return _MODEL_CHECKS[name]
-    try:
-        from budget.catalog import get_model
-    except ModuleNotFoundError as exc:  # catalog not installed in this checkout: cannot check
-        if exc.name not in ("budget.catalog", "budget"):
-            raise
-        log.debug("budget.catalog unavailable; model %r not checked", name)
-        return None
+    from budget.catalog import get_model
     from budget.errors import ClipbudgetError
 
     try:
@@ -462,7 +419,7 @@ def _check_values(
     if "flip_mask_ratio" in out and "flip_mask_ratio" not in bad:
         ratio = out["flip_mask_ratio"]
         if ratio is None and strategy is not None:
-            out["flip_mask_ratio"] = DEFAULT_FLIP_MASK_RATIO if strategy == "flip" else 0.0
+            out["flip_mask_ratio"] = default_flip_mask_ratio(strategy)
         elif ratio is not None:
             if not 0.0 <= ratio < 1.0:
                 problem("flip_mask_ratio", f"flip_mask_ratio must be in [0, 1), got {ratio}")
@@ -472,7 +429,7 @@ def _check_values(
     if "aug" in out and "aug" not in bad:
         aug = out["aug"]
         if aug is None and strategy is not None:
-            out["aug"] = DEFAULT_AUG if strategy == "clip_aug" else "none"
+            out["aug"] = default_aug(strategy)
         elif aug is not None:
             if aug not in AUG_PRESETS:
                 problem("aug", f"unknown aug preset {aug!r}{choices_hint(aug, AUG_PRESETS)}")

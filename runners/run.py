@@ -57,25 +57,24 @@ def versions() -> dict[str, str | None]:
     """``clipbudget_version``, ``open_clip_version``, ``torch_version``."""
     from importlib import metadata
 
+    from budget import __version__
+
     def v(dist: str) -> str | None:
         try:
             return metadata.version(dist)
         except metadata.PackageNotFoundError:
             return None
 
-    cb = v("clipbudget")
-    if cb is None:
-        from planner import __version__ as cb
+    cb = v("clipbudget") or __version__
     return {"clipbudget_version": cb, "open_clip_version": v("open_clip_torch"), "torch_version": v("torch")}
 
 
 def sample_cost_for(cfg):
-    """The ``budget.flops.SampleCost`` of ``cfg`` (strategy, image size, text length, mask ratio, SLIP head)."""
-    from budget.flops import sample_cost
+    """The ``budget.flops.SampleCost`` of ``cfg`` (:func:`budget.cost.sample_cost_of`: strategy, image size,
+    text length, mask ratio, SLIP head), the same cost the sweep ledger plans with."""
+    from budget.cost import sample_cost_of
 
-    return sample_cost(cfg.model, cfg.strategy, image_size=cfg.image_size, context_length=cfg.context_length,
-                       flip_mask_ratio=cfg.flip_mask_ratio or 0.0, slip_mlp_dim=cfg.slip_mlp_dim,
-                       slip_emb_dim=cfg.slip_emb_dim)
+    return sample_cost_of(cfg)
 
 
 def validate(cfg, device: str = "auto") -> None:
@@ -83,10 +82,13 @@ def validate(cfg, device: str = "auto") -> None:
 
     The RunConfig constructor has already checked fields, strategy, quality fraction and ``samples_seen``
     against one batch; here: the model exists in the catalog, its FLOPs can be counted for the strategy
-    (FLIP needs a ViT), the shard folder has shards, the evaluation folder exists, the device exists.
+    (FLIP needs a ViT), the shard folder has shards, the evaluation set is well-formed (class names,
+    templates, class folders, captions, one readable image per class: :func:`runners.data.evalset.check_eval_set`),
+    the device exists.
     """
     from budget.catalog import get_model
     from runners.config import STRATEGIES
+    from runners.data.evalset import check_eval_set
     from runners.data.shards import list_shards
 
     if cfg.strategy not in STRATEGIES:
@@ -102,6 +104,7 @@ def validate(cfg, device: str = "auto") -> None:
     if not eval_dir.is_dir():
         raise ConfigError(f"eval_data {cfg.eval_data!r} is not a folder (expected classnames.txt, templates.txt, "
                           "<label>/ image folders)")
+    check_eval_set(eval_dir)  # class names, templates, class folders, captions, one image per class decodes
     if device not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ConfigError(f"unknown device {device!r} (valid: cpu, cuda, auto)")
     if str(device).startswith("cuda"):
@@ -198,12 +201,15 @@ def run(cfg, out_dir: str | os.PathLike, *, device: str = "auto", sweep_id: str 
         metrics = evaluate(model, tokenizer, preprocess, evalset, device=eval_dev, batch_size=cfg.eval_batch_size,
                            do_retrieval=cfg.retrieval, do_linear_probe=cfg.linear_probe, seed=cfg.seed)
         wall = result.train_seconds_total + (time.monotonic() - t_eval)
-        total_gflops = result.samples_trained * cost.forward_gflops
+        from budget.cost import cost_for_samples
+
+        spent = cost_for_samples(cost, result.samples_trained)
+        total_gflops = spent.total_gflops
         row.update(metrics)
         row.update({
             "unique_samples": result.unique_samples, "pool_size": cfg.pool_size or result.pool_size,
             "epochs": result.samples_trained / result.unique_samples,
-            "total_gflops": total_gflops, "train_flops": total_gflops * 1e9 * cost.train_gflops / cost.forward_gflops,
+            "total_gflops": total_gflops, "train_flops": spent.train_flops,
             "wall_seconds": wall, "gpu_hours": wall * row["n_gpus"] / 3600.0,
             "final_train_loss": result.final_loss, "steps": result.steps, "skipped_samples": result.skipped,
             "resumed_from_step": result.resumed_from_step, "status": "completed", "error": None,

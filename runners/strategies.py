@@ -37,11 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from budget.errors import ConfigError
+from budget.vocabulary import AUG_PRESETS, STRATEGIES
 
 log = logging.getLogger(__name__)
 
-#: Augmentation presets (same names as ``runners.config.AUG_PRESETS``).
-AUG_PRESETS = ("none", "crop_flip", "randaug", "stacked_randaug")
 #: RandAugment settings (torchvision defaults: 2 ops, magnitude 9 of 31 bins).
 RANDAUG_OPS = 2
 RANDAUG_MAGNITUDE = 9
@@ -58,18 +57,20 @@ def _rgb(img):
 def train_transform(aug: str, image_size: int, mean, std) -> Callable:
     """The CLIP view's training transform for an augmentation preset (PIL image of any mode → tensor).
 
-    ``none`` is open_clip's evaluation transform (resize, centre crop): the seed paper's base CLIP uses no
-    augmentation. The other presets use bicubic RandomResizedCrop (scale 0.5–1) and horizontal flip, then
-    RandAugment (``randaug``) or SimCLR jitter/greyscale + RandAugment (``stacked_randaug``).
+    ``none`` (base CLIP, FLIP and SLIP's CLIP view) is open_clip's own training transform,
+    ``open_clip.image_transform(is_train=True)``: bicubic RandomResizedCrop with scale 0.9–1, RGB, normalise,
+    what ``open_clip_train`` trains with (no augmentation beyond that light crop). The other presets use
+    bicubic RandomResizedCrop (scale 0.5–1) and horizontal flip, then RandAugment (``randaug``) or SimCLR
+    jitter/greyscale + RandAugment (``stacked_randaug``).
     """
     from torchvision import transforms as T
-
-    from runners.models import eval_transform
 
     if aug not in AUG_PRESETS:
         raise ConfigError(f"unknown aug preset {aug!r} (valid: {', '.join(AUG_PRESETS)})")
     if aug == "none":
-        return eval_transform(image_size, mean, std)
+        import open_clip
+
+        return open_clip.image_transform(image_size, is_train=True, mean=mean, std=std)
     steps: list[Any] = [
         T.Lambda(_rgb),
         T.RandomResizedCrop(image_size, scale=AUG_CROP_SCALE, interpolation=T.InterpolationMode.BICUBIC),
@@ -283,7 +284,7 @@ def build_strategy(cfg, *, embed_dim: int, image_size: int, mean, std, rank: int
         head = SSLHead(embed_dim, cfg.slip_mlp_dim, cfg.slip_emb_dim)
         return Strategy(name, train_transform("none", image_size, mean, std), SimCLRViews(image_size, mean, std),
                         SLIPLoss(cfg.slip_ssl_weight, cfg.slip_ssl_temperature, rank, world_size), head, 0.0)
-    raise ConfigError(f"unknown strategy {name!r} (valid: clip, slip, flip, clip_aug)")
+    raise ConfigError(f"unknown strategy {name!r} (valid: {', '.join(STRATEGIES)})")
 
 
 __all__ = [

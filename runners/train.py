@@ -5,7 +5,7 @@ checkpoint if there is one, then for each global batch: learning rate for the st
 gradient accumulation), backward, clip, step, log, checkpoint. The four strategies differ only by what
 :func:`runners.strategies.build_strategy` returns (transform, SLIP views + head, loss, FLIP patch dropout).
 
-* Optimizer: AdamW (β1 0.9, β2 0.98, ε 1e-6 by default), no weight decay on gains, biases and
+* Optimizer: AdamW (β1 0.9, β2 0.98, ε 1e-6 by default; the fused kernel on CUDA), no weight decay on gains, biases and
   ``logit_scale`` (as open_clip's ``main.py``); cosine schedule with linear warm-up (open_clip ``cosine_lr``).
 * Precision: ``auto`` = bf16 autocast on CUDA, fp32 on CPU; ``amp_bf16``/``amp`` autocast; ``bf16``/``fp16``
   (``pure_*``) cast the weights.
@@ -270,8 +270,8 @@ def train(
         module = module.to(torch.float16)
     if env.distributed and strategy.head is not None and dev.type == "cuda":
         module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr,
-                                  betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    optimizer = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                                  eps=cfg.eps, fused=True if dev.type == "cuda" else None)  # same maths, one kernel
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     model: torch.nn.Module = module
     if env.distributed:
@@ -348,47 +348,15 @@ def train(
             images, tokens, views = first
             first = None
             lr = cosine_lr(step, cfg.lr, cfg.warmup_steps, total_steps)
-            for g in optimizer.param_groups:
-                g["lr"] = lr
             images = images.to(dev, non_blocking=True)
             tokens = tokens.to(dev, non_blocking=True)
             views = views.to(dev, non_blocking=True) if views is not None else None
-
-            # forward + backward (accum > 1: open_clip's feature caching over micro-batches)
-            if accum == 1:
-                with autocast():
-                    out = model(images, tokens, views)
-                    loss = loss_fn(out)["loss"]
-                _backward(loss, scaler)
-            else:
-                chunks = list(zip(_split(images, accum), _split(tokens, accum), _split(views, accum)))
-                with torch.no_grad(), autocast():
-                    cached = [model(*c) for c in chunks]
-                for j, c in enumerate(chunks):
-                    sync = model.no_sync() if (env.distributed and j < accum - 1) else contextlib.nullcontext()
-                    with sync:
-                        with autocast():
-                            out_j = model(*c)
-                            n_j = c[0].shape[0]
-                            merged = {k: (torch.cat([cached[i][k] if i != j else v for i in range(accum)])
-                                          if _per_sample(v, n_j) else v) for k, v in out_j.items()}
-                            loss = loss_fn(merged)["loss"]
-                        _backward(loss, scaler)
-            if cfg.grad_clip_norm:
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip_norm)
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            with torch.no_grad():  # open_clip clamps the temperature to 100
-                module.clip.logit_scale.clamp_(0, math.log(100))
+            loss = train_step(model, loss_fn, optimizer, images, tokens, views, lr=lr, accum=accum,
+                              autocast=autocast, scaler=scaler, grad_clip_norm=cfg.grad_clip_norm,
+                              distributed=env.distributed)
             step += 1
 
-            loss_d = loss.detach().float()
+            loss_d = loss.float()
             if env.distributed:
                 torch.distributed.all_reduce(loss_d, op=torch.distributed.ReduceOp.AVG
                                              if env.backend == "nccl" else torch.distributed.ReduceOp.SUM)
@@ -445,6 +413,55 @@ def train(
     )
 
 
+def train_step(model: torch.nn.Module, loss_fn: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               images: torch.Tensor, tokens: torch.Tensor, views: torch.Tensor | None = None, *, lr: float,
+               accum: int = 1, autocast=contextlib.nullcontext, scaler=None, grad_clip_norm: float | None = None,
+               distributed: bool = False) -> torch.Tensor:
+    """One optimizer step on one (rank-local) batch already on the device; returns the loss, detached.
+
+    Sets the learning rate ``lr``; forward + loss (``accum > 1``: open_clip's feature caching over
+    micro-batches, so the contrastive loss sees the whole batch); backward; gradient clipping; optimizer
+    (and GradScaler) step; ``zero_grad``; clamps the logit scale to ln 100 as open_clip does. ``model`` is the
+    :class:`runners.strategies.TrainModule` (or its DDP wrapper). The loop of :func:`train` calls this for
+    every step; the throughput and MFU benchmarks time exactly this.
+    """
+    module = model.module if hasattr(model, "module") and isinstance(model.module, torch.nn.Module) else model
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+    if accum == 1:
+        with autocast():
+            out = model(images, tokens, views)
+            loss = loss_fn(out)["loss"]
+        _backward(loss, scaler)
+    else:
+        chunks = list(zip(_split(images, accum), _split(tokens, accum), _split(views, accum)))
+        with torch.no_grad(), autocast():
+            cached = [model(*c) for c in chunks]
+        for j, c in enumerate(chunks):
+            sync = model.no_sync() if (distributed and j < accum - 1) else contextlib.nullcontext()
+            with sync:
+                with autocast():
+                    out_j = model(*c)
+                    n_j = c[0].shape[0]
+                    merged = {k: (torch.cat([cached[i][k] if i != j else v for i in range(accum)])
+                                  if _per_sample(v, n_j) else v) for k, v in out_j.items()}
+                    loss = loss_fn(merged)["loss"]
+                _backward(loss, scaler)
+    if grad_clip_norm:
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(module.parameters(), grad_clip_norm)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():  # open_clip clamps the temperature to 100
+        module.clip.logit_scale.clamp_(0, math.log(100))
+    return loss.detach()
+
+
 def _backward(loss: torch.Tensor, scaler) -> None:
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -459,4 +476,4 @@ def _embed_dim(model: str) -> int:
 
 
 __all__ = ["CHECKPOINT_EVERY_S", "TrainResult", "TrainingInterrupted", "cosine_lr", "param_groups",
-           "resolve_device", "resolve_precision", "train"]
+           "resolve_device", "resolve_precision", "train", "train_step"]

@@ -84,7 +84,7 @@ def require_backend(backend: str) -> None:
 
 def slurm_job_count(grid: Path) -> int:
     """Jobs SLURM has accepted for the sweep of ``grid`` (named ``clipbudget-<sweep name or id>``)."""
-    from runners.grid import load_grid
+    from runners.gridfile import load_grid
 
     g = load_grid(grid)
     name = f"clipbudget-{g.sweep_name or g.sweep_id[:8]}"
@@ -114,7 +114,7 @@ def job_env(monkeypatch):
 
 def write_grid(path: Path, runs: list[dict[str, Any]], *, defaults: dict[str, Any] | None = None,
                resources: dict[str, Any] | None = None, name: str | None = None) -> Path:
-    """Write a grid file (the format of ``runners.grid``) and return its path."""
+    """Write a grid file (the format of ``runners.gridfile``) and return its path."""
     doc: dict[str, Any] = {"clipbudget_grid": 1}
     if name:
         doc["sweep_name"] = name

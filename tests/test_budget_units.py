@@ -15,7 +15,7 @@ import budget.hardware
 import budget.units
 from budget.errors import ConfigError
 from budget.hardware import GPUS, get_gpu, gpu_hours
-from budget.units import Budget, parse_budget, scale_warning
+from budget.units import Budget, parse_budget
 
 
 @pytest.mark.parametrize("module", [budget.catalog, budget.flops, budget.hardware, budget.units])
@@ -89,10 +89,3 @@ def test_gpu_table():
         gpu_hours(-1.0)
 
 
-def test_scale_warning():
-    high = scale_warning(parse_budget(gflops=1e19))
-    assert "1e+28 FLOPs" in high and "--flops 1e+19" in high and "DataComp xlarge" in high
-    assert "use --gflops" not in scale_warning(parse_budget(gflops=1e5))
-    assert "--gflops 1e+10" in scale_warning(parse_budget(flops=1e10))
-    for ok in (1e8, 1e10, 1e12, 2e13):
-        assert scale_warning(parse_budget(gflops=ok)) is None

@@ -180,8 +180,8 @@ def test_epochs_and_unique_samples():
 
 def test_config_and_grid_import_neither_torch_nor_pyarrow():
     code = (
-        "import sys, runners.config, runners.grid; "
-        "runners.grid.default_hyperparameters('ViT-B-32', 10**6); "
+        "import sys, runners.config, runners.gridfile, runners.recipe; "
+        "runners.recipe.default_hyperparameters('ViT-B-32', 10**6); "
         "print(sorted(m for m in ('torch', 'pyarrow', 'pandas', 'open_clip', 'scipy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

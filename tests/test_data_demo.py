@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,6 +154,32 @@ def test_bad_sizes_and_names(tmp_path):
         demo.build_shards("fashion-mnist", tmp_path, n_train=70_000)
     with pytest.raises(ConfigError, match=r"corrupt fraction 1.0 is outside \[0, 1\)"):
         demo.make_captions(FM, np.zeros(3, dtype=int), corrupt=1.0, seed=0)
+
+
+@pytest.mark.parametrize("case,args,needle", [
+    ("under_a_file", ["--n-train", "100"], "cannot write to --out"),
+    ("proc", ["--n-train", "100"], "cannot write to --out"),
+    ("fresh", ["--n-train", "0"], "--n-train 0 must be at least 1"),
+    ("fresh", ["--n-train", "70000"], "--n-train 70000 is outside 1..60000"),
+    ("fresh", ["--n-train", "100", "--n-eval", "0"], "--n-eval 0 must be at least 1"),
+    ("fresh", ["--n-train", "100", "--n-eval", "20000"], "--n-eval 20000 is outside 1..10000"),
+    ("fresh", ["--n-train", "100", "--shard-size", "0"], "shard size 0 must be a positive number"),
+    ("existing", ["--n-train", "100", "--n-eval", "20000"], "--n-eval 20000 is outside 1..10000"),
+])
+def test_cli_bad_input_is_one_line_exit_2_and_leaves_nothing(case, args, needle, tmp_path, capsys):
+    """Unwritable --out, zero or too-large sizes: one line, exit 2, no folder left behind (an existing --out
+    keeps exactly what it held)."""
+    (tmp_path / "a-file").write_text("x")
+    out = {"under_a_file": tmp_path / "a-file" / "out", "proc": Path("/proc/clipbudget-test/out"),
+           "fresh": tmp_path / "new" / "deeper", "existing": tmp_path / "existing"}[case]
+    if case == "existing":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    rc = main(["data", "fashion-mnist", "--out", str(out), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and needle in err, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_cli_builds_and_describes(tmp_path, capsys):

@@ -51,8 +51,6 @@ def _modules_after(argv: list[str], tmp_path: Path) -> tuple[int, list[str]]:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_fast_commands_leave_heavy_libraries_unloaded(name, tmp_path):
-    if name == "predict" and not (ROOT / "planner" / "cli" / "predict.py").is_file():
-        pytest.skip("planner/cli/predict.py (scaling-law engineer) does not exist yet")
     rc, modules = _modules_after(CASES[name], tmp_path)
     assert rc == 0, f"{CASES[name]} exited {rc}"
     loaded = sorted({m.split(".")[0] for m in modules} & set(HEAVY))

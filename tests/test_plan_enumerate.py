@@ -225,3 +225,40 @@ def test_docstring_examples_run():
     for module in (planner.plan, planner.budget_checks, planner.cli._format):
         result = doctest.testmod(module, raise_on_error=False, verbose=False)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+# --- the bridge: plan rows → run configs -----------------------------------------------------------
+
+
+def test_run_configs_for_keeps_each_rows_choices_and_its_cost(tmp_path):
+    from budget.cost import run_cost
+    from planner.plan import run_configs_for
+
+    plan = enumerate_plan(1e6, models=("tiny-vit-28", "ViT-B-32"), strategies=("clip", "flip"),
+                          quality_fractions=(0.4, 1.0), pool_size=1e6)
+    rows = [plan.rows[0].to_dict(), *plan.rows[1:]]  # ranked rows are dicts; plan rows are PlanRows
+    configs = run_configs_for(rows, train_data=str(tmp_path), eval_data=str(tmp_path))
+    assert len(configs) == len(plan.rows) == 8
+    for row, cfg in zip(plan.rows, configs):
+        assert (cfg.model, cfg.strategy, cfg.quality_fraction, cfg.samples_seen, cfg.unique_samples,
+                cfg.pool_size) == (row.model, row.strategy, row.quality_fraction, row.samples_seen,
+                                   row.unique_samples, row.pool_size)
+        assert cfg.flip_mask_ratio == (row.flip_mask_ratio if row.strategy == "flip" else 0.0)
+        assert cfg.image_size is None and cfg.context_length is None  # the model's own: run ids stay put
+        assert cfg.train_data == str(tmp_path) and cfg.batch_size >= 1
+        # what the sweep will plan for the config is what the plan row said
+        assert run_cost(cfg).total_gflops == pytest.approx(row.total_gflops, rel=1e-12)
+        assert run_cost(cfg).train_flops == pytest.approx(row.train_flops, rel=1e-12)
+    assert len({c.run_id for c in configs}) == len(configs)
+
+
+def test_run_configs_for_passes_sizes_and_names_a_bad_row(tmp_path):
+    from planner.plan import run_configs_for
+
+    plan = enumerate_plan(1e6, models=("tiny-vit-28",), strategies=("clip",), quality_fractions=(1.0,),
+                          pool_size=1e6, image_size=56, context_length=8)
+    (cfg,) = run_configs_for(plan.rows, train_data="s", eval_data="e", image_size=56, context_length=8)
+    assert (cfg.image_size, cfg.context_length) == (56, 8)
+    bad = {**plan.rows[0].to_dict(), "strategy": "slipp"}
+    with pytest.raises(ConfigError, match="plan row tiny-vit-28/slipp"):
+        run_configs_for([bad], train_data="s", eval_data="e")

@@ -73,6 +73,40 @@ def _wait_for_checkpoint(run_dir: Path, proc, after_step: int = 0, timeout: floa
     raise AssertionError("no checkpoint appeared")
 
 
+@pytest.mark.parametrize("breakage,needle", [
+    ("no_templates", "has no templates.txt"),
+    ("no_classnames", "has no classnames.txt"),
+    ("template_without_braces", "has no '{}'"),
+    ("unreadable_images", "does not decode"),
+])
+def test_broken_eval_set_is_one_line_before_training(breakage, needle, micro_model, demo_data, tmp_path, capsys):  # noqa: F811
+    """The evaluation set is checked before any training compute is spent (class names, templates, class
+    folders, one readable image per class), not found broken after training."""
+    import shutil
+
+    from planner.cli.main import main
+
+    shards, evald = demo_data
+    broken = tmp_path / "eval"
+    shutil.copytree(evald, broken)
+    (broken / ".evalset_cache.npz").unlink(missing_ok=True)
+    if breakage == "no_templates":
+        (broken / "templates.txt").unlink()
+    elif breakage == "no_classnames":
+        (broken / "classnames.txt").unlink()
+    elif breakage == "template_without_braces":
+        (broken / "templates.txt").write_text("a photo of a thing.\n")
+    else:
+        for f in (broken / "3").iterdir():
+            f.write_bytes(b"not an image")
+    cfg = _write(tmp_path / "run.yaml", _base(micro_model, demo_data, eval_data=str(broken)))
+    code = main(["run", str(cfg), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and needle in err, err
+    assert not list((tmp_path / "out").rglob("*.pt")) and not list((tmp_path / "out").rglob("checkpoints"))
+
+
 def test_sigkill_and_sigterm_then_rerun_resumes_with_one_row(micro_model, demo_data, one_thread, tmp_path,  # noqa: F811
                                                               capsys):
     from planner.cli.main import main

@@ -1,4 +1,4 @@
-"""The executors a sweep submits to: shapes, the local executor's slots and GPUs, the sbatch script.
+"""The executors a sweep submits to: resources, the local executor's slots and GPUs, the sbatch script.
 
 GPUs are mocked where noted (``CUDA_VISIBLE_DEVICES`` names GPUs this machine does not have; the jobs
 never touch them); everything else is real: real submitit executors, real processes, real sbatch text.
@@ -16,43 +16,67 @@ import pytest
 from budget.errors import ConfigError
 from runners.executors import (
     ExecutorOptions,
-    Shape,
+    ResourceOverrides,
+    Resources,
     build_executor,
     check_executor,
     check_shape,
     local_job_alive,
     local_slots,
-    shape_of,
 )
 from tests._sweep_fixtures import record_slot, require_backend
 
 
-def test_shape_of_applies_overrides_and_defaults():
-    s = shape_of({"gpus_per_node": 2, "time_min": 30, "mem_gb": 16}, {"time_min": 10, "partition": "gpu"})
+def test_overrides_apply_over_resources_and_defaults():
+    s = Resources.from_dict({"gpus_per_node": 2, "time_min": 30, "mem_gb": 16}).override(
+        ResourceOverrides(time_min=10, partition="gpu"))
     assert (s.gpus_per_node, s.time_min, s.mem_gb, s.partition, s.nodes) == (2, 10, 16.0, "gpu", 1)
     assert s.tasks_per_node == 2  # one process per GPU
-    assert shape_of({}).tasks_per_node == 1
+    assert Resources().tasks_per_node == 1
+    assert Resources().override(None) == Resources().override(ResourceOverrides()) == Resources()
+    assert ResourceOverrides(time_min=5).merged(ResourceOverrides(mem_gb=2)).to_dict() == {"mem_gb": 2, "time_min": 5}
 
 
 def test_check_shape_names_what_the_backend_cannot_do(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # mocked: two GPUs
-    assert check_shape("local", Shape(gpus_per_node=2)) == []
-    assert "has 2 GPU(s)" in check_shape("local", Shape(gpus_per_node=4))[0]
-    assert "needs --executor slurm" in check_shape("local", Shape(nodes=2))[0]
-    assert "debug runs one process" in check_shape("debug", Shape(gpus_per_node=2))[0]
-    for bad in (float("nan"), float("inf"), 0.0, -1.0):
-        assert "mem_gb must be a positive number" in check_shape("slurm", Shape(mem_gb=bad))[0]
+    assert check_shape("local", Resources(gpus_per_node=2)) == []
+    assert "has 2 GPU(s)" in check_shape("local", Resources(gpus_per_node=4))[0]
+    assert "needs --executor slurm" in check_shape("local", Resources(nodes=2))[0]
+    assert "debug runs one process" in check_shape("debug", Resources(gpus_per_node=2))[0]
+    for bad in (float("nan"), float("inf"), 0.0, -1.0):  # checked when made, grid file or command line
+        for make in (Resources, ResourceOverrides):
+            with pytest.raises(ConfigError, match="mem_gb must be a positive number"):
+                make(mem_gb=bad)
     with pytest.raises(ConfigError, match="unknown executor 'pbs'; valid choices: debug, local, slurm"):
-        check_executor("pbs", [Shape()])
+        check_executor("pbs", [Resources()])
+
+
+def test_resources_validation():
+    assert Resources().gpus_per_node == 0 and Resources().tasks_per_node == 1
+    with pytest.raises(ConfigError, match="resources nodes must be ≥ 1, got 0"):
+        Resources(nodes=0)
+    with pytest.raises(ConfigError, match="x.yaml: unknown resources key 'gpus' .*did you mean 'gpu'"):
+        Resources.from_dict({"gpus": 1}, where="x.yaml")
+    with pytest.raises(ConfigError, match="partition must be a non-empty string"):
+        Resources(partition="")
+
+
+def test_resources_memory_fractions_and_gpu_names():
+    assert Resources(mem_gb=0.5).mem_gb == 0.5 and Resources(mem_gb=8.0).mem_gb == 8
+    assert Resources(gpu="H100-SXM").gpu == "H100-SXM"
+    with pytest.raises(ConfigError, match="mem_gb must be a positive number of GiB"):
+        Resources(mem_gb=0)
+    with pytest.raises(ConfigError, match="unknown resources gpu 'H10'"):
+        Resources(gpu="H10")
 
 
 def test_local_slots_give_each_concurrent_job_its_own_gpus(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")  # mocked: four GPUs
-    assert local_slots(Shape(gpus_per_node=1), None) == ["0", "1", "2", "3"]
-    assert local_slots(Shape(gpus_per_node=2), None) == ["0,1", "2,3"]
-    assert local_slots(Shape(gpus_per_node=1), 2) == ["0", "1"]
+    assert local_slots(Resources(gpus_per_node=1), None) == ["0", "1", "2", "3"]
+    assert local_slots(Resources(gpus_per_node=2), None) == ["0,1", "2,3"]
+    assert local_slots(Resources(gpus_per_node=1), 2) == ["0", "1"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert local_slots(Shape(cpus_per_task=1), 3) == ["", "", ""]
+    assert local_slots(Resources(cpus_per_task=1), 3) == ["", "", ""]
 
 
 def test_local_executor_caps_concurrency_and_assigns_one_gpu_per_job(tmp_path, monkeypatch):
@@ -61,7 +85,7 @@ def test_local_executor_caps_concurrency_and_assigns_one_gpu_per_job(tmp_path, m
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # mocked GPUs: the jobs only read the variable
     from submitit.core.utils import DelayedSubmission
 
-    shape = Shape(gpus_per_node=1, cpus_per_task=1, time_min=7)
+    shape = Resources(gpus_per_node=1, cpus_per_task=1, time_min=7)
     ex = build_executor("local", tmp_path / "jobs", shape, ExecutorOptions(kind="local", max_retries=5))
     assert ex.parameters["timeout_min"] == 7
     with ex.batch():
@@ -98,9 +122,9 @@ def test_local_jobs_of_different_gpu_counts_never_share_a_gpu(tmp_path, monkeypa
     GPUs are free, and the 1-GPU jobs run side by side on different GPUs."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # mocked GPUs: the jobs only read the variable
     jobs_dir = tmp_path / "jobs"
-    one = build_executor("local", jobs_dir, Shape(gpus_per_node=1, cpus_per_task=1, time_min=5),
+    one = build_executor("local", jobs_dir, Resources(gpus_per_node=1, cpus_per_task=1, time_min=5),
                          ExecutorOptions(kind="local"))  # fmt: skip
-    two = build_executor("local", jobs_dir, Shape(gpus_per_node=2, cpus_per_task=1, time_min=5),
+    two = build_executor("local", jobs_dir, Resources(gpus_per_node=2, cpus_per_task=1, time_min=5),
                          ExecutorOptions(kind="local"))  # fmt: skip
     two.update_parameters(tasks_per_node=1)  # one process is enough to read the variable
     jobs = [one.submit(record_slot, str(tmp_path), 0, 1.5), two.submit(record_slot, str(tmp_path), 1, 1.0),
@@ -145,7 +169,7 @@ def test_sbatch_script_for_a_multi_gpu_array(tmp_path):
     require_backend("slurm")
     from submitit.slurm.slurm import _make_sbatch_string
 
-    shape = Shape(gpus_per_node=4, nodes=2, cpus_per_task=8, mem_gb=64, time_min=240, partition="debug",
+    shape = Resources(gpus_per_node=4, nodes=2, cpus_per_task=8, mem_gb=64, time_min=240, partition="debug",
                   account="lab", qos="high")  # fmt: skip
     ex = build_executor("slurm", tmp_path, shape, ExecutorOptions(kind="slurm", array_parallelism=3, hold=True,
                                                                    max_retries=4))  # fmt: skip
@@ -169,7 +193,7 @@ def test_held_slurm_array_records_retries_and_cancels(tmp_path, monkeypatch):
     from runners.executors import cancel_job
 
     monkeypatch.setattr(submitit.SlurmJob, "_results_timeout_s", 1)
-    ex = build_executor("slurm", tmp_path, Shape(cpus_per_task=1, mem_gb=1, time_min=5),
+    ex = build_executor("slurm", tmp_path, Resources(cpus_per_task=1, mem_gb=1, time_min=5),
                         ExecutorOptions(kind="slurm", hold=True, max_retries=2))  # fmt: skip
     with ex.batch():
         jobs = [ex.submit(record_slot, str(tmp_path), i, 0.1) for i in range(3)]

@@ -112,3 +112,48 @@ def test_sigterm_stops_training_but_under_submitit_only_checkpoints():
         assert under.signum == signal.SIGUSR2
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def _stopped_run(cfg, run_dir):
+    """Train ``cfg`` (checkpoint every step) and stop after step 3: checkpoints of steps 2 and 3 remain."""
+    from runners.checkpoint import list_checkpoints
+    from runners.train import TrainingInterrupted, train
+
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, run_dir, device="cpu", stop_after_steps=3)
+    found = list_checkpoints(run_dir / "checkpoints")
+    assert [s for s, _ in found] == [2, 3]
+    return [p for _, p in found]
+
+
+def test_corrupt_newest_checkpoint_resumes_from_the_older_and_says_so(demo_data, micro_model, one_thread, tmp_path,  # noqa: F811
+                                                                       caplog):
+    from runners.train import train
+
+    shards, evald = demo_data
+    cfg = micro_cfg(micro_model, shards, evald, samples_seen=384, checkpoint_every_steps=1)
+    older, newest = _stopped_run(cfg, tmp_path)
+    newest.write_bytes(b"not a checkpoint")  # a disk error
+    with caplog.at_level("WARNING", logger="runners"):
+        result = train(cfg, tmp_path, device="cpu")
+    assert result.resumed_from_step == 2 and result.samples_trained == 384 and len(result.losses) == 6
+    said = caplog.text
+    assert "resuming from the older checkpoint" in said and str(older) in said and str(newest) in said
+
+
+def test_checkpoints_that_all_fail_to_load_stop_the_run_naming_them(demo_data, micro_model, one_thread, tmp_path):  # noqa: F811
+    """Never a silent restart from step 0 (that would redo and double-count the compute already spent)."""
+    from runners.checkpoint import CheckpointError
+    from runners.train import train
+
+    shards, evald = demo_data
+    cfg = micro_cfg(micro_model, shards, evald, samples_seen=384, checkpoint_every_steps=1)
+    paths = _stopped_run(cfg, tmp_path)
+    for p in paths:
+        p.write_bytes(p.read_bytes()[:100])  # truncated
+    with pytest.raises(CheckpointError) as info:
+        train(cfg, tmp_path, device="cpu")
+    message = str(info.value)
+    assert "none loads" in message and all(str(p) in message for p in paths)
+    assert not (tmp_path / "final.pt").exists()
+    assert [p.read_bytes()[:100] for p in paths] == [p.read_bytes() for p in paths]  # left as they were

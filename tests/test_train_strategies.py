@@ -115,9 +115,11 @@ def test_final_checkpoint_loads_with_plain_open_clip(demo_data, micro_model, one
     with torch.no_grad():
         assert torch.allclose(plain.encode_image(x), ours.encode_image(x))
         assert torch.allclose(plain.encode_text(t), ours.encode_text(t))
+    torch.manual_seed(cfg.seed)  # the same initial weights the run started from (train seeds, then builds)
     fresh = open_clip.create_model(name).eval()
     with torch.no_grad():
-        assert not torch.allclose(fresh.encode_image(x), ours.encode_image(x))
+        assert not torch.allclose(fresh.encode_image(x), ours.encode_image(x), atol=1e-4)
+        assert not torch.allclose(fresh.encode_text(t), ours.encode_text(t), atol=1e-4)
 
 
 def test_catalog_tiny_model_and_optimizer_groups():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from budget.vocabulary import DEFAULT_FLIP_MASK_RATIO, STRATEGIES
 from planner.cli import _format as fmt
 
 #: JSON keys, in order.
@@ -44,9 +45,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--context-length", type=fmt.positive_int, metavar="TOKENS",
                    help="text tokens (default: the model's own, 77 in open_clip; the seed paper used 16)")
     p.add_argument("--strategy", default="clip", metavar="S",
-                   help="clip (default), slip, flip or clip_aug; the cost is strategy-adjusted")
-    p.add_argument("--flip-mask", type=fmt.unit_interval, default=0.5, metavar="R",
-                   help="share of patches FLIP drops, in [0, 1) (default 0.5)")
+                   help=f"one of {', '.join(STRATEGIES)} (default clip); the cost is strategy-adjusted")
+    p.add_argument("--flip-mask", type=fmt.unit_interval, default=DEFAULT_FLIP_MASK_RATIO, metavar="R",
+                   help=f"share of patches FLIP drops, in [0, 1) (default {DEFAULT_FLIP_MASK_RATIO:g})")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--list", action="store_true", help="list the catalog's models with family and cost")
     p.set_defaults(handler=run)
@@ -78,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cost(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    from budget.flops import sample_cost
+    from budget.cost import sample_cost_of
 
-    c = sample_cost(name, args.strategy, image_size=args.image_size, context_length=args.context_length,
-                    flip_mask_ratio=args.flip_mask)
+    c = sample_cost_of({"model": name, "strategy": args.strategy, "image_size": args.image_size,
+                        "context_length": args.context_length, "flip_mask_ratio": args.flip_mask})
     return {k: getattr(c, k) for k in KEYS}
 
 

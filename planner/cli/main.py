@@ -41,6 +41,7 @@ COMMANDS: tuple[str, ...] = (
     "resubmit",
     "cancel",
     "collect",
+    "report",
 )
 
 EXIT_USAGE = 2
@@ -96,14 +97,8 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in commands:
-        try:
-            module = importlib.import_module(_module_name(name))
-        except ModuleNotFoundError as exc:  # a subcommand not built yet must not break the others
-            if exc.name != _module_name(name):
-                raise
-            continue
-        module.add_parser(sub)
+    for name in commands:  # a missing subcommand module fails loudly (ModuleNotFoundError)
+        importlib.import_module(_module_name(name)).add_parser(sub)
     return parser
 
 

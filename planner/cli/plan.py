@@ -22,9 +22,10 @@ import os
 import sys
 from typing import Any
 
+from budget.hardware import DEFAULT_GPU, DEFAULT_MFU
+from budget.vocabulary import DEFAULT_FLIP_MASK_RATIO, STRATEGIES
 from planner.cli import _format as fmt
 from planner.plan import (
-    DEFAULT_FLIP_MASK_RATIO,
     DEFAULT_MAX_EPOCHS,
     DEFAULT_MIN_EPOCHS,
     DEFAULT_MODELS,
@@ -62,14 +63,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="the same in FLOPs (1e19 FLOPs = --gflops 1e10); MACs are half this")
     budget.add_argument("--gpu-hours", type=fmt.positive_number, metavar="H",
                         help="GPU-hours on --gpu at --mfu (training FLOPs = 3 x forward)")
-    p.add_argument("--gpu", default="A100", help="GPU for GPU-hours (default A100; V100, H100, H200, L40S, ...)")
-    p.add_argument("--mfu", type=fmt.fraction, default=0.4, help="model-FLOPs utilisation in (0, 1] (default 0.4)")
+    p.add_argument("--gpu", default=DEFAULT_GPU,
+                   help=f"GPU for GPU-hours (default {DEFAULT_GPU}; V100, H100, H200, L40S, ...)")
+    p.add_argument("--mfu", type=fmt.fraction, default=DEFAULT_MFU,
+                   help=f"model-FLOPs utilisation in (0, 1] (default {DEFAULT_MFU:g})")
     grid = p.add_argument_group("grid")
     grid.add_argument("--models", nargs="+", metavar="MODEL",
                       help="catalog names or open_clip JSON config paths (default: the seed paper's "
                            f"{' '.join(DEFAULT_MODELS)})")
     grid.add_argument("--strategies", nargs="+", metavar="S",
-                      help="clip slip flip clip_aug (default: all four; flip is ViT-only)")
+                      help=f"{' '.join(STRATEGIES)} (default: all four; flip is ViT-only)")
     grid.add_argument("--quality", nargs="+", type=fmt.fraction, metavar="Q",
                       default=list(DEFAULT_QUALITY_FRACTIONS),
                       help="top fractions of the pool by quality, each in (0, 1] (default 0.2 0.4 0.6 0.8 1.0)")
@@ -81,7 +84,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                       help="cap passes over a subset; capped rows are limited by data, not compute "
                            "(default 32, the most the seed paper ran)")
     grid.add_argument("--flip-mask", type=fmt.unit_interval, default=DEFAULT_FLIP_MASK_RATIO, metavar="R",
-                      help="share of patches FLIP drops, in [0, 1) (default 0.5)")
+                      help=f"share of patches FLIP drops, in [0, 1) (default {DEFAULT_FLIP_MASK_RATIO:g})")
     grid.add_argument("--image-size", type=fmt.positive_int, metavar="PX",
                       help="image size in pixels (default: each model's own, 224 for the default models)")
     grid.add_argument("--context-length", type=fmt.positive_int, metavar="TOKENS",
@@ -127,12 +130,11 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(f"{exc} (did you mean {hint}?)") from None
     warnings += plan.warnings
-    ranking = _rank(plan.rows, args.fit)
-    if ranking is not None:
-        rows = [dict(r) for r in ranking.rows]
-        warnings += list(ranking.warnings)
-    else:
-        rows = [r.to_dict() for r in plan.rows]
+    from planner.scaling.rank import rank_plan
+
+    ranking = rank_plan(plan.rows, fit=args.fit)
+    rows = [dict(r) for r in ranking.rows]
+    warnings += list(ranking.warnings)
 
     if args.emit_grid:
         selected = rows[: args.top] if args.top else rows
@@ -145,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
             fmt.warn(w)
         if plan.dropped:
             log.info("dropped: %s", _dropped_line(plan))
-        keys = list(ROW_KEYS) + (list(RANK_KEYS) if ranking is not None else [])
+        keys = list(ROW_KEYS) + list(RANK_KEYS)
         extra = [k for k in (rows[0] if rows else {}) if k not in keys]
         if args.format == "json":
             fmt.write_json([{k: r.get(k) for k in keys + extra} for r in rows])
@@ -177,55 +179,25 @@ def _enumerate(budget: Any, args: argparse.Namespace) -> Any:
     )
 
 
-# --- ranking ---------------------------------------------------------------------------------------
-
-
-def _rank(rows: list, fit: str | None) -> Any:
-    """Rank with :func:`planner.scaling.rank.rank_plan`, or None where that module is not installed."""
-    try:
-        from planner.scaling.rank import rank_plan
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("planner.scaling", "planner.scaling.rank"):
-            raise
-        if fit:
-            from budget.errors import ConfigError
-
-            raise ConfigError("--fit needs the scaling-law module planner.scaling.rank, which is not installed "
-                              "in this version of clipbudget") from None
-        log.warning("planner.scaling.rank is not installed: rows are not ranked")
-        return None
-    return rank_plan(rows, fit=fit)
-
-
 # --- grid file -------------------------------------------------------------------------------------
 
 
 def _emit_grid(args: argparse.Namespace, rows: list[dict], budget: Any) -> Any:
-    from runners.config import RunConfig
-    from runners.grid import default_hyperparameters, write_grid
+    """Write ``rows`` as a grid file (:func:`planner.plan.run_configs_for`), each run with its prediction."""
+    from planner.plan import run_configs_for
+    from runners.gridfile import write_grid
 
-    configs, comments = [], []
+    configs = run_configs_for(rows, train_data=args.data, eval_data=args.eval, image_size=args.image_size,
+                              context_length=args.context_length)
+    comments = []
     for r in rows:
-        d: dict[str, Any] = {
-            "model": r["model"], "strategy": r["strategy"], "samples_seen": int(r["samples_seen"]),
-            "train_data": args.data, "eval_data": args.eval, "quality_fraction": r["quality_fraction"],
-            "unique_samples": int(r["unique_samples"]), "pool_size": int(r["pool_size"]),
-        }
-        if r["strategy"] == "flip":
-            d["flip_mask_ratio"] = r["flip_mask_ratio"]
-        if args.image_size:
-            d["image_size"] = args.image_size
-        if args.context_length:
-            d["context_length"] = args.context_length
-        d.update(default_hyperparameters(r["model"], int(r["samples_seen"])))
-        configs.append(RunConfig.from_dict(d, where=f"plan row {r['model']}/{r['strategy']}"))
         note = f"{r['epochs']:.3g} epochs, {fmt.sci(r['gpu_hours'])} {budget.gpu}-hours"
         if r.get("predicted_top1") is not None:
             note = (f"predicted top-1 {fmt.pct(r['predicted_top1'])} "
                     f"[{fmt.pct(r.get('ci_low'))}, {fmt.pct(r.get('ci_high'))}], " + note)
         comments.append(note)
     header = [f"clipbudget plan: budget {budget.describe()}",
-              f"{len(configs)} run(s); hyperparameters from runners.grid.default_hyperparameters"]
+              f"{len(configs)} run(s); hyperparameters from runners.recipe.default_hyperparameters"]
     return write_grid(args.emit_grid, configs, comments=header, run_comments=comments)
 
 
@@ -247,19 +219,15 @@ def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warning
         ("Columns: GFLOPs/sample and total GFLOPs are forward, paper convention (image + text tower, FLOPs = 2 x "
         f"MACs); GPU-h = 3 x forward FLOPs on {budget.gpu} at {budget.mfu:.0%} MFU"),
     ]
-    if ranking is not None:
-        src = f"; sources: {', '.join(ranking.sources)}" if getattr(ranking, "sources", None) else ""
-        header.append(f"Fit: {ranking.fit_name}{src}")
-        if getattr(ranking, "extrapolation", False):
-            header.append("Fit: this budget is outside the fitted data's compute range: predictions are "
-                          "extrapolation")
-    else:
-        header.append("Fit: none (planner.scaling is not installed): rows sorted by samples seen, not ranked")
+    src = f"; sources: {', '.join(ranking.sources)}" if ranking.sources else ""
+    header.append(f"Fit: {ranking.fit_name}{src}")
+    if ranking.extrapolation:
+        header.append("Fit: this budget is outside the fitted data's compute range: predictions are "
+                      "extrapolation")
     columns = [("#", "right"), ("model", "left"), ("strategy", "left"), ("quality", "right"),
                ("unique", "right"), ("seen", "right"), ("epochs", "right"), ("GFLOPs/sample", "right"),
-               ("total GFLOPs", "right"), ("GPU-h", "right"), ("params M", "right"), ("limited by", "left")]
-    if ranking is not None:
-        columns += [("top-1 (95% CI)", "right"), ("p_best", "right")]
+               ("total GFLOPs", "right"), ("GPU-h", "right"), ("params M", "right"), ("limited by", "left"),
+               ("top-1 (95% CI)", "right"), ("p_best", "right")]
     table_rows, highlight = [], None
     for i, r in enumerate(shown):
         limit = r["limited_by"]
@@ -273,10 +241,9 @@ def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warning
                  fmt.human_count(r["unique_samples"]), fmt.human_count(r["samples_seen"]), f"{r['epochs']:.3g}",
                  fmt.sci(r["gflops_per_sample"]), fmt.sci(r["total_gflops"]), fmt.sci(r["gpu_hours"]),
                  f"{r['params_m']:.1f}", limit]
-        if ranking is not None:
-            beyond = "~" if r.get("extrapolation") else ""
-            cells += [(f"{beyond}{fmt.pct(r.get('predicted_top1'))} [{fmt.pct(r.get('ci_low'))}, "
-                      f"{fmt.pct(r.get('ci_high'))}]"), fmt.pct(r.get("p_best"), 0)]
+        beyond = "~" if r.get("extrapolation") else ""
+        cells += [(f"{beyond}{fmt.pct(r.get('predicted_top1'))} [{fmt.pct(r.get('ci_low'))}, "
+                  f"{fmt.pct(r.get('ci_high'))}]"), fmt.pct(r.get("p_best"), 0)]
         table_rows.append(cells)
     footer = []
     best = next((i for i, r in enumerate(rows) if r.get("recommended")), None)

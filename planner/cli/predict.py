@@ -16,6 +16,7 @@ import json
 import sys
 from typing import Any
 
+from budget.vocabulary import DEFAULT_FLIP_MASK_RATIO, STRATEGIES
 from planner.cli import _format as fmt
 
 #: Keys of ``--format json`` (always present).
@@ -40,9 +41,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="unique samples (epochs = S / U)")
     p.add_argument("--quality-fraction", type=fmt.fraction, default=1.0, metavar="Q",
                    help="top fraction of the pool kept by quality, in (0, 1] (default 1)")
-    p.add_argument("--strategy", default="clip", choices=("clip", "slip", "flip", "clip_aug"))
+    p.add_argument("--strategy", default="clip", choices=STRATEGIES)
     p.add_argument("--flip-mask", type=fmt.unit_interval, default=None, metavar="R",
-                   help="FLIP's share of dropped patches, in [0, 1) (default 0.5)")
+                   help=f"FLIP's share of dropped patches, in [0, 1) (default {DEFAULT_FLIP_MASK_RATIO:g})")
     p.add_argument("--image-size", type=fmt.positive_int, default=None, metavar="PX")
     p.add_argument("--context-length", type=fmt.positive_int, default=None, metavar="TOKENS")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -53,6 +54,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from planner.scaling.predict import predict_config
 
+    if args.unique_samples > args.samples_seen:
+        from budget.errors import ConfigError
+
+        raise ConfigError(f"--unique-samples {args.unique_samples:g} exceeds --samples-seen {args.samples_seen:g}: "
+                          "a run cannot see more unique samples than samples (epochs = S / U must be >= 1)")
     res = predict_config(model=args.model, samples_seen=args.samples_seen, unique_samples=args.unique_samples,
                          quality_fraction=args.quality_fraction, strategy=args.strategy,
                          flip_mask_ratio=args.flip_mask if args.strategy == "flip" else None,

@@ -18,7 +18,7 @@ from planner.cli.submit import (
     EXECUTORS,
     add_resource_args,
     print_submit_report,
-    resource_kwargs,
+    resource_overrides,
 )
 
 
@@ -49,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
         cancelled=args.cancelled or both,
         run_ids=args.run_ids,
         executor=args.executor,
+        resources=resource_overrides(args),
+        array_parallelism=args.array_parallelism,
         max_retries=args.max_retries,
         device=args.device,
-        **resource_kwargs(args),
     )
     if args.format == "json":
         json.dump(report.to_dict(), sys.stdout, indent=1)

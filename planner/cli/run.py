@@ -44,7 +44,7 @@ _SHOW = ("run_id", "model", "strategy", "samples_seen", "steps", "epochs", "zero
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from runners.grid import load_run_config
+    from runners.gridfile import load_run_config
     from runners.run import run as run_one
     from runners.train import TrainingInterrupted
 

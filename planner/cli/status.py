@@ -29,7 +29,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("status", help="state of every run of a sweep, and its budget ledger",
                               description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("sweep_dir", metavar="DIR")
-    p.add_argument("--watch", nargs="?", const=5.0, type=float, metavar="SECONDS",
+    from planner.cli._format import positive_number
+
+    p.add_argument("--watch", nargs="?", const=5.0, type=positive_number, metavar="SECONDS",
                    help="refresh (default every 5 s) with a progress bar until no run is active")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=run)

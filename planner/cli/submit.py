@@ -38,18 +38,14 @@ def add_resource_args(p: argparse.ArgumentParser) -> None:
                    help="most requeues after preemption/timeout (submitit max_num_timeout; default 3)")
 
 
-def resource_kwargs(args: argparse.Namespace) -> dict:
-    return {
-        "partition": args.partition,
-        "account": args.account,
-        "qos": args.qos,
-        "time_min": args.time_min,
-        "gpus_per_node": args.gpus_per_node,
-        "nodes": args.nodes,
-        "cpus_per_task": args.cpus_per_task,
-        "mem_gb": args.mem_gb,
-        "array_parallelism": args.array_parallelism,
-    }
+def resource_overrides(args: argparse.Namespace):
+    """The resource flags given on the command line, as one partial ``Resources`` (checked on creation)."""
+    from runners.executors import ResourceOverrides
+
+    return ResourceOverrides(
+        partition=args.partition, account=args.account, qos=args.qos, time_min=args.time_min,
+        gpus_per_node=args.gpus_per_node, nodes=args.nodes, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
+    )  # fmt: skip
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -74,16 +70,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from runners.sweep import submit
 
-    kwargs = resource_kwargs(args)
     report = submit(
         args.grid,
         args.sweep_dir,
         executor=args.executor,
+        resources=resource_overrides(args),
+        array_parallelism=args.array_parallelism,
         max_retries=3 if args.max_retries is None else args.max_retries,
         hold=args.hold,
         dry_run=args.dry_run,
         device=args.device,
-        **kwargs,
     )
     if args.format == "json":
         json.dump(report.to_dict(), sys.stdout, indent=1)

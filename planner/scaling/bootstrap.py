@@ -91,21 +91,30 @@ def bootstrap_draws(
     iters: int = 40,
     chunk: int = 250,
     progress: Callable[[int], None] | None = None,
+    ranges: dict[int, tuple[float, float]] | None = None,
 ) -> np.ndarray:
-    """``[n_boot, P]`` parameter draws (fixed parameters copied from ``theta_hat``).
+    """``[n_boot, P]`` parameter draws.
+
+    ``ranges`` maps the index of each stated assumption to the range it is drawn from (uniformly, afresh in
+    every draw); the free parameters are then refitted given the drawn assumptions, so each draw is a
+    consistent law. Parameters neither free nor in ``ranges`` are copied from ``theta_hat``.
 
     ``free`` is a boolean mask over ``form.params``; ``x.y`` holds the observed accuracies (fractions).
     ``progress(k)`` is called after each chunk of ``k`` replicates. Replicates start at the full-data
     optimum and drop out of the batch once converged, so most need only a few damped Gauss-Newton steps.
     """
     rng = np.random.default_rng(seed)
+    arng = np.random.default_rng([seed, 1])  # assumptions: own stream (resampling stays reproducible)
+    ranges = ranges or {}
     n = len(x)
     out = np.empty((n_boot, len(form.params)))
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         counts = rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(float)
-        out[start : start + b], _ = batched_lm(form, x, np.tile(theta_hat, (b, 1)), free, counts,
-                                               delta=delta, iters=iters)
+        theta0 = np.tile(theta_hat, (b, 1))
+        for j, (lo, hi) in ranges.items():
+            theta0[:, j] = arng.uniform(lo, hi, b)
+        out[start : start + b], _ = batched_lm(form, x, theta0, free, counts, delta=delta, iters=iters)
         if progress is not None:
             progress(b)
     return out

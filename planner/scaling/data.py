@@ -2,7 +2,7 @@
 
 A *row* is a mapping with at least ``model``, ``samples_seen``, ``unique_samples``; optional ``strategy``
 (default ``clip``), ``quality_fraction`` (1), ``image_size``/``context_length`` (the model's own, i.e. 224
-and 77 for the published models), ``flip_mask_ratio`` (0.5 for flip, else 0), ``data_pool`` and the metric
+and 77 for the published models), ``flip_mask_ratio`` (0.5 for flip, else 0), ``batch_size``, ``data_pool`` and the metric
 (``zeroshot_top1``, a fraction). Bad values raise :class:`budget.errors.ConfigError` naming the row.
 """
 
@@ -17,9 +17,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from budget.coerce import to_float
 from budget.errors import ConfigError
+from budget.vocabulary import STRATEGIES, default_flip_mask_ratio
 
-STRATEGIES = ("clip", "slip", "flip", "clip_aug")
 REQUIRED = ("model", "samples_seen", "unique_samples")
 CONV_FAMILIES = ("modified_resnet",)
 
@@ -36,6 +37,7 @@ class Features:
     unique: np.ndarray
     quality: np.ndarray
     mask: np.ndarray
+    batch: np.ndarray  # contrastive batch size (pairs); 0 where the row does not say
     conv: np.ndarray  # 1.0 for convolutional image towers
     is_slip: np.ndarray
     is_flip: np.ndarray
@@ -58,12 +60,12 @@ def model_costs(model: str, strategy: str, image_size: int | None, context_lengt
                 mask: float) -> tuple[float, float, bool]:
     """(plain CLIP forward GFLOPs, strategy-adjusted forward GFLOPs, is-convolutional) per sample."""
     from budget.catalog import get_model
-    from budget.flops import sample_cost
+    from budget.cost import sample_cost_of
 
     spec = get_model(model)
-    plain = sample_cost(spec, "clip", image_size=image_size, context_length=context_length)
-    adj = sample_cost(spec, strategy, image_size=image_size, context_length=context_length,
-                      flip_mask_ratio=mask if strategy == "flip" else 0.5)
+    sizes = {"model": spec, "image_size": image_size, "context_length": context_length}
+    plain = sample_cost_of({**sizes, "strategy": "clip"})
+    adj = sample_cost_of({**sizes, "strategy": strategy, "flip_mask_ratio": mask if strategy == "flip" else None})
     return float(plain.forward_gflops), float(adj.forward_gflops), spec.family in CONV_FAMILIES
 
 
@@ -83,12 +85,10 @@ def _number(row: Mapping, key: str, where: str, default=None, *, integer_ok=True
             raise ConfigError(f"{where}: column '{key}' is missing or empty (required: {', '.join(REQUIRED)})")
         return float(default)
     try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: {key}={v!r} is not a number") from None
-    if not math.isfinite(f):
-        raise ConfigError(f"{where}: {key}={v!r} must be finite")
-    return f
+        return to_float(v)
+    except ValueError as exc:
+        reason = "must be finite" if str(exc) == "not finite" else "is not a number"
+        raise ConfigError(f"{where}: {key}={v!r} {reason}") from None
 
 
 def build_features(rows: Iterable[Mapping], *, metric: str | None = None, reference_pool: str = "") -> Features:
@@ -124,7 +124,7 @@ def build_features(rows: Iterable[Mapping], *, metric: str | None = None, refere
         ctx = row.get("context_length")
         image = None if _missing(image) else int(_number(row, "image_size", where))
         ctx = None if _missing(ctx) else int(_number(row, "context_length", where))
-        mask = _number(row, "flip_mask_ratio", where, 0.5 if strategy == "flip" else 0.0)
+        mask = _number(row, "flip_mask_ratio", where, default_flip_mask_ratio(strategy))
         if strategy == "flip" and not 0 <= mask < 1:
             raise ConfigError(f"{where}: flip_mask_ratio={mask:g} must be in [0, 1)")
         if strategy != "flip":
@@ -146,6 +146,7 @@ def build_features(rows: Iterable[Mapping], *, metric: str | None = None, refere
         cols["is_aug"].append(1.0 if strategy == "clip_aug" else 0.0)
         cols["strategy"].append(strategy)
         cols["pool_key"].append(f"pool:{pool}")
+        cols["batch"].append(_number(row, "batch_size", where, 0.0))
         if metric is not None:
             yv = _number(row, metric, where)
             if not 0 < yv < 1:

@@ -27,12 +27,13 @@ import numpy as np
 from budget.errors import ConfigError
 from planner.scaling.bootstrap import bootstrap_draws, huber
 from planner.scaling.data import Features, build_features, data_hash, select_frontier
-from planner.scaling.forms import FORM_NAMES, TERM_PARAMS, Form, log_error, make_form
+from planner.scaling import terms
+from planner.scaling.forms import CORE_SATURATING, FORM_NAMES, TERM_PARAMS, Form, log_error, make_form
 
 log = logging.getLogger(__name__)
 
 HUBER_DELTA = 0.05
-FIT_FORMAT = 1
+FIT_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class FitResult:
     huber_delta: float
     seed: int
     extra: dict = field(default_factory=dict)
+    assumed: dict = field(default_factory=dict)  # {name: (low, high)}: assumptions drawn in every draw
+    discrepancy: dict = field(default_factory=dict)  # {"sigma_log_error": s, "groups": ..., "n": ...}
+    quality_pools: tuple[str, ...] = ()
 
     @property
     def params(self) -> dict[str, float]:
@@ -89,6 +93,12 @@ class FitResult:
             "params": self.params,
             "free": list(self.free),
             "fixed_terms": [n for n in self.param_names if n in TERM_PARAMS and n not in self.free],
+            "assumed_ranges": {n: list(v) for n, v in self.assumed.items()},
+            "assumptions": terms.assumption_table({n: v for n, v in self.params.items() if n not in
+                                                   CORE_SATURATING}, self.free, self.assumed)
+            if self.form == "saturating" else [],
+            "discrepancy": self.discrepancy,
+            "quality_pools": list(self.quality_pools),
             "intervals_95": {n: list(v) for n, v in ints.items()},
             "covariance_free": self.covariance(),
             "draws": np.round(self.draws, 7).tolist(),
@@ -116,37 +126,40 @@ class FitResult:
 
 
 def free_mask(form: Form, x: Features, fixed: Mapping[str, float] | None = None) -> np.ndarray:
-    """Which parameters the data can identify; the rest keep their default (finding-based) values."""
+    """Which parameters the data can identify (each term's own rule, :mod:`planner.scaling.terms`); the
+    rest are stated assumptions, drawn from their ranges in every bootstrap draw."""
     fixed = fixed or {}
     if form.name == "cherti":
         return np.ones(len(form.params), dtype=bool)
-    caps = len(np.unique(np.round(x.capacity, 3)))
-    epochs = np.log2(np.maximum(x.seen / np.minimum(x.unique, x.seen), 1.0))
-    n_epoch_levels = len(np.unique(np.round(epochs, 1)))
-    free = {}
+    free = []
     for name in form.params:
-        if name in ("log_E", "log_A", "alpha", "log_B", "beta"):
+        if name in CORE_SATURATING:
             ok = True
-        elif name == "log_Rstar":
-            ok = n_epoch_levels >= 3 and epochs.max() >= 2
-        elif name == "gamma":
-            ok = caps >= 3 and len(np.unique(np.round(np.log10(x.seen), 1))) >= 3
-        elif name == "quality_clean":
-            ok = len(np.unique(np.round(x.quality, 3))) >= 3
-        elif name == "slip_kappa":
-            ok = x.is_slip.sum() >= 2 and (x.strategy == "clip").sum() >= 2
-        elif name == "flip_phi":
-            ok = x.is_flip.sum() >= 2 and (x.strategy == "clip").sum() >= 2
-        elif name == "aug_lambda":
-            ok = x.is_aug.sum() >= 2 and (x.strategy == "clip").sum() >= 2 and epochs[x.is_aug > 0].max() >= 2
-        elif name in ("conv_data", "conv_capacity"):
-            ok = x.conv.sum() >= 3 and (x.conv == 0).sum() >= 3
+        elif name in ("pool:*", "pool_slope:*"):
+            ok = False
         elif name.startswith("pool:"):
-            ok = (x.pool_key == name).sum() >= 1
-        else:  # pragma: no cover
-            ok = True
-        free[name] = ok and name not in fixed
-    return np.asarray([free[n] for n in form.params])
+            ok = bool((x.pool_key == name).sum() >= 1)
+        elif name.startswith("pool_slope:"):
+            sel = x.pool_key == "pool:" + name.split(":", 1)[1]
+            ok = len(np.unique(np.round(np.log10(np.minimum(x.unique, x.seen)[sel]), 0))) >= 3
+        else:
+            rec, term = terms.param(name), terms.term_of(name)
+            ok = rec.fittable and bool(term.identifiable(x, name))
+        free.append(ok and name not in fixed)
+    return np.asarray(free)
+
+
+def assumed_ranges(form: Form, free: np.ndarray, overrides: Mapping[str, Sequence[float]] | None = None) -> dict:
+    """``{name: (low, high)}`` of every parameter that is not fitted: the range each bootstrap draw samples."""
+    if form.name != "saturating":
+        return {}
+    overrides = overrides or {}
+    out = {}
+    for j, name in enumerate(form.params):
+        if not free[j] and name not in CORE_SATURATING:
+            lo, hi = overrides.get(name, terms.param(name).assumed)
+            out[name] = (float(lo), float(hi))
+    return out
 
 
 def _identifiable(form: Form, x: Features, free: np.ndarray) -> str | None:
@@ -349,13 +362,20 @@ def _fit_rows(
     delta: float = HUBER_DELTA,
     heldout: bool = True,
     progress: Callable[[int], None] | None = None,
+    assumed: Mapping[str, Sequence[float]] | None = None,
+    extra_pools: Sequence[str] = (),
+    discrepancy: bool = True,
     _carry: tuple[str, ...] = (),
 ) -> FitResult:
     """Fit ``rows`` (mappings with model, samples_seen, unique_samples, ``metric`` …) and bootstrap.
 
     ``form``: ``auto`` (lowest held-out error among the forms the data support), ``saturating`` or
-    ``cherti``. ``fixed``: parameter values to hold fixed (natural units). Too-thin data or a fit that does
-    not converge falls back to the simpler ``cherti`` form with a warning in ``FitResult.warnings``.
+    ``cherti``. ``fixed``: values of parameters that are not fitted (their point value; a term parameter
+    is still drawn from its assumed range in every bootstrap draw). ``assumed``: ``{name: (low, high)}``
+    overriding a term's assumed range (:mod:`planner.scaling.terms`). ``extra_pools``: pools to give a
+    parameter although no row uses them (drawn as assumptions). ``discrepancy``: estimate the model
+    discrepancy from leave-one-group-out residuals (:func:`discrepancy_sigma`). Too-thin data or a fit that
+    does not converge falls back to the simpler ``cherti`` form with a warning in ``FitResult.warnings``.
     """
     if form not in ("auto",) + FORM_NAMES:
         raise ConfigError(f"unknown scaling form '{form}'; choose one of: auto, {', '.join(FORM_NAMES)}")
@@ -367,13 +387,16 @@ def _fit_rows(
     keep = select_frontier(x_all, frontier)
     x = x_all.take(keep)
     fixed = dict(fixed or {})
-    pools = tuple(sorted({p[5:] for p in x.pool_key if p != "pool:"}))
+    pools = tuple(sorted({p[5:] for p in x.pool_key if p != "pool:"} | {p for p in extra_pools if p != ref}))
+    quality_pools = tuple(p for p in pools if len(np.unique(np.round(x.quality[x.pool_key == f"pool:{p}"], 3))) >= 3)
+    kept = set(keep.tolist())
+    groups = np.asarray([str(r.get("source") or "own") for i, r in enumerate(rows) if i in kept], dtype=str)
     warnings: list[str] = []
     candidates: dict = {}
     fits: dict = {}
     names = FORM_NAMES if form == "auto" else (form,)
     for name in names:
-        f = make_form(name, pools)
+        f = make_form(name, pools, quality_pools)
         base = np.asarray(f.default, dtype=float)
         for k, v in fixed.items():
             if k in f.params:
@@ -403,7 +426,8 @@ def _fit_rows(
             log.warning(msg)
             return _fit_rows(rows, metric=metric, form="cherti", n_boot=n_boot, seed=seed, frontier=frontier,
                             fixed=fixed, reference_pool=ref, delta=delta, heldout=heldout, progress=progress,
-                             _carry=_carry + tuple(warnings))
+                            assumed=assumed, extra_pools=extra_pools, discrepancy=discrepancy,
+                            _carry=_carry + tuple(warnings))
         why = "; ".join(f"{k}: {v.get('skipped')}" for k, v in candidates.items())
         raise ConfigError(f"cannot fit a scaling law to {len(x)} point(s): {why}")
     if form == "auto":
@@ -417,12 +441,16 @@ def _fit_rows(
             msg = f"parameter {name}={theta[j]:.4g} sits at its bound [{f.lower[j]:.4g}, {f.upper[j]:.4g}]: the data do not pin it down"
             warnings.append(msg)
             log.warning(msg)
-    draws = bootstrap_draws(f, x, theta, free, n_boot=n_boot, seed=seed, delta=delta, progress=progress)
+    ranges = assumed_ranges(f, free, assumed)
+    idx_ranges = {f.index(n): v for n, v in ranges.items()}
+    draws = bootstrap_draws(f, x, theta, free, n_boot=n_boot, seed=seed, delta=delta, progress=progress,
+                            ranges=idx_ranges)
     sens = sensitivity(f, x, theta, free, delta)
-    fixed_terms = [n for n in f.params if n in TERM_PARAMS and not free[f.index(n)]]
-    if fixed_terms:
-        log.info("finding-based terms kept at their defaults: %s", ", ".join(fixed_terms))
-    sources = sorted({str(r.get("source") or "own") for i, r in enumerate(rows) if i in set(keep.tolist())})
+    if ranges:
+        log.info("stated assumptions drawn in every bootstrap draw: %s", ", ".join(ranges))
+    disc = (discrepancy_sigma(f, x, theta, fixed, groups, delta=delta, assumed=assumed, seed=seed)
+            if discrepancy else {"sigma_log_error": 0.0, "method": "none"})
+    sources = sorted(set(groups.tolist()))
     return FitResult(
         form=chosen,
         param_names=f.params,
@@ -446,4 +474,56 @@ def _fit_rows(
         frontier=frontier,
         huber_delta=delta,
         seed=seed,
+        assumed=ranges,
+        discrepancy=disc,
+        quality_pools=quality_pools,
     )
+
+
+def discrepancy_sigma(form: Form, x: Features, theta: np.ndarray, fixed: Mapping[str, float], groups: np.ndarray,
+                      *, delta: float = HUBER_DELTA, assumed=None, seed: int = 0, level: float = 0.95,
+                      n_boot: int = 100) -> dict:
+    """Model discrepancy (log-error scale) by split-conformal calibration on held-out groups.
+
+    Groups are the sources (``published:<key>``, ``own``) when there are three or more, else the models.
+    Each group is predicted by a fit without it (parameters *and* its own assumption draws, ``n_boot``);
+    ``sigma`` is the smallest extra spread ``s`` such that a ``level`` share of held-out points fall inside
+    ``point ± z * sqrt(sd_i^2 + s^2)`` (``sd_i``: the held-out fit's spread at point i), with the finite
+    sample correction ``ceil((n + 1) level) / n``. Predictions add ``N(0, sigma^2)`` to every draw's log error.
+    """
+    to_acc = _acc
+    keys = groups if len(np.unique(groups)) >= 3 else x.model
+    uniq = np.unique(keys)
+    if len(uniq) < 3:
+        return {"sigma_log_error": 0.0, "method": "none (fewer than 3 groups)", "n": 0}
+    need, sds, per_group = [], [], {}
+    z = 1.959963984540054
+    for g in uniq:
+        train, test = keys != g, keys == g
+        xt = x.take(train)
+        free = free_mask(form, xt, fixed)
+        if train.sum() < 3 or _identifiable(form, xt, free):
+            continue
+        th, _, _ = fit_point(form, xt, free, theta, starts=[theta], delta=delta, polish=1)
+        ranges = {form.index(n): v for n, v in assumed_ranges(form, free, assumed).items()}
+        dr = bootstrap_draws(form, xt, th, free, n_boot=n_boot, seed=seed, delta=delta, ranges=ranges, iters=25)
+        xs = x.take(test)
+        le = log_error(form, dr, xs)
+        point = log_error(form, th[None], xs)[0]
+        r = np.log1p(-xs.y) - point
+        sd = np.std(le, axis=0)
+        need.append(np.sqrt(np.maximum((r / z) ** 2 - sd ** 2, 0.0)))
+        sds.append(sd)
+        dp = (to_acc(point) - xs.y) * 100
+        per_group[str(g)] = {"n": int(test.sum()), "mae_points": float(np.mean(np.abs(dp))),
+                             "max_abs_points": float(np.max(np.abs(dp))),
+                             "sigma_needed_max": float(need[-1].max())}
+    if not need:
+        return {"sigma_log_error": 0.0, "method": "none (no group could be held out)", "n": 0}
+    need = np.concatenate(need)
+    n = len(need)
+    q = min(1.0, math.ceil((n + 1) * level) / n)
+    sigma = float(np.quantile(need, q, method="higher"))
+    return {"sigma_log_error": sigma, "method": "split-conformal, leave-one-" +
+            ("source" if keys is groups else "model") + "-out", "n": n, "groups": [str(g) for g in uniq],
+            "level": level, "per_group": per_group}

@@ -17,12 +17,12 @@ Forms:
     cannot tell ViT-B/32 from ViT-B/16 (equal parameters, 5 points apart in Cherti et al.'s grid), whereas
     per-sample compute orders every published model correctly; a convolutional tower's capacity is scaled
     by ``exp(conv_capacity)`` (finding term).
-  - ``D`` is effective data / 1e9 samples: repeated epochs discounted as in Muennighoff et al. 2023
-    (``D_rep = U' + U' * R* * (1 - exp(-R / R*))``, ``U' = min(U, S)``, ``R = S / U' - 1``) times the
-    multipliers of :mod:`planner.scaling.terms` (quality, SLIP, FLIP, augmentation, convolutional data
-    efficiency) and of the data pool (``pool:<name>``: one fitted log-multiplier per pool other than the
-    reference pool, which predictions are for).
-  - ``gamma >= 0`` lets larger models need more data (see :data:`planner.scaling.terms.L_B_CROSSOVER_SAMPLES`).
+  - ``D`` is effective data / 1e9 samples: unique samples (capped at samples seen) times the
+    log-multipliers of the terms in :mod:`planner.scaling.terms` (repetition, quality, gamma, SLIP, FLIP,
+    batch, augmentation, convolutional data efficiency) and of the data pool (``pool:<name>``: one fitted
+    log-multiplier per pool other than the reference pool, which predictions are for).
+  - the law is the core form plus the sum of the terms: each term is one record in
+    :data:`planner.scaling.terms.TERMS`.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ class Form:
         return self.params.index(name)
 
 
-CORE_SATURATING = ("log_E", "log_A", "alpha", "log_B", "beta", "log_Rstar")
-TERM_PARAMS = ("gamma", "quality_clean", "slip_kappa", "flip_phi", "aug_lambda", "conv_data", "conv_capacity")
+CORE_SATURATING = ("log_E", "log_A", "alpha", "log_B", "beta")
+TERM_PARAMS = terms.TERM_PARAMS
 
 
 def cherti_form() -> Form:
@@ -67,30 +67,33 @@ def cherti_form() -> Form:
     )
 
 
-def saturating_form(pools: tuple[str, ...] = ()) -> Form:
-    """The saturating form with one data-value offset per non-reference pool in ``pools``."""
-    core_lo = (math.log(1e-4), math.log(1e-4), 0.02, math.log(1e-4), 0.02, math.log(0.5))
-    core_hi = (math.log(0.9), math.log(20.0), 2.0, math.log(20.0), 2.0, math.log(500.0))
-    core_def = (math.log(0.15), math.log(0.5), 0.5, math.log(0.2), 0.3, math.log(15.0))
-    term_lo = (0.0, 0.15, -3.0, -3.0, 1.0, -3.0, -3.0)
-    term_hi = (2.0, 1.0, 5.0, 1.0, 6.0, 3.0, 0.0)
-    term_def = tuple(terms.DEFAULTS[n] for n in TERM_PARAMS)
-    pool_names = tuple(f"pool:{p}" for p in pools)
+def saturating_form(pools: tuple[str, ...] = (), quality_pools: tuple[str, ...] = ()) -> Form:
+    """The saturating form: core, every term of :mod:`planner.scaling.terms`, a clean fraction per pool in
+    ``quality_pools`` and one data-value offset per non-reference pool in ``pools``."""
+    core_lo = (math.log(1e-4), math.log(1e-4), 0.02, math.log(1e-4), 0.02)
+    core_hi = (math.log(0.9), math.log(20.0), 2.0, math.log(20.0), 2.0)
+    core_def = (math.log(0.15), math.log(0.5), 0.5, math.log(0.2), 0.3)
+    recs = [terms.param(n) for n in TERM_PARAMS] + [terms.param("quality_clean")] * len(quality_pools)
     return Form(
         name="saturating",
-        params=CORE_SATURATING + TERM_PARAMS + pool_names,
-        lower=core_lo + term_lo + (-6.0,) * len(pools),
-        upper=core_hi + term_hi + (6.0,) * len(pools),
-        default=core_def + term_def + (0.0,) * len(pools),
-        description="error = E + A*N^-alpha + B*N^gamma*D_eff^-beta (N: per-sample GFLOPs, D_eff: effective data)",
+        params=CORE_SATURATING + TERM_PARAMS + tuple(f"quality_clean:{p}" for p in quality_pools)
+        + tuple(f"pool:{p}" for p in pools) + ("pool:*",) + tuple(f"pool_slope:{p}" for p in pools)
+        + ("pool_slope:*",),
+        lower=core_lo + tuple(r.lower for r in recs) + (-6.0,) * (len(pools) + 1)
+        + (terms.POOL_SLOPE.lower,) * (len(pools) + 1),
+        upper=core_hi + tuple(r.upper for r in recs) + (6.0,) * (len(pools) + 1)
+        + (terms.POOL_SLOPE.upper,) * (len(pools) + 1),
+        default=core_def + tuple(r.default for r in recs) + (0.0,) * (2 * len(pools) + 2),
+        description="error = E + A*N^-alpha + B*D_eff^-beta; log N and log D_eff = core + sum of the terms "
+                    "(planner.scaling.terms)",
     )
 
 
-def make_form(name: str, pools: tuple[str, ...] = ()) -> Form:
+def make_form(name: str, pools: tuple[str, ...] = (), quality_pools: tuple[str, ...] = ()) -> Form:
     if name == "cherti":
         return cherti_form()
     if name == "saturating":
-        return saturating_form(pools)
+        return saturating_form(pools, quality_pools)
     from budget.errors import ConfigError
 
     raise ConfigError(f"unknown scaling form '{name}'; choose one of: {', '.join(FORM_NAMES)}")
@@ -99,24 +102,10 @@ def make_form(name: str, pools: tuple[str, ...] = ()) -> Form:
 FORM_NAMES = ("saturating", "cherti")
 
 
-def _softplus(x: np.ndarray) -> np.ndarray:
-    return np.logaddexp(0.0, x)
-
-
-def quality_log_multiplier(q: np.ndarray, clean: np.ndarray) -> np.ndarray:
-    """log of the top-``q`` subset's value per sample relative to the whole pool's (see terms.py).
-
-    ``q`` is ``[n]``, ``clean`` broadcasts against ``[B, 1]``; returns ``[B, n]``.
-    """
-    s, v = terms.QUALITY_SOFTNESS, terms.QUALITY_NOISE_VALUE
-
-    def value(x):  # cumulative value V(x) of the top-x fraction
-        integral = s * (_softplus(clean / s) - _softplus((clean - x) / s))
-        return v * x + (1.0 - v) * integral
-
-    vq = np.maximum(value(q), 1e-6 * q)
-    v1 = np.maximum(value(np.ones_like(q)), 1e-6)
-    return np.log(vq / q) - np.log(v1)
+def quality_log_multiplier(q: np.ndarray, clean: np.ndarray, noise: float | np.ndarray = -0.2,
+                           softness: float | np.ndarray = 0.1) -> np.ndarray:
+    """See :func:`planner.scaling.terms.quality_log_multiplier`."""
+    return terms.quality_log_multiplier(q, clean, noise, softness)
 
 
 def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
@@ -125,44 +114,39 @@ def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
     if form.name == "cherti":
         log_c = np.log(x.compute_gmacs)[None, :]
         return theta[:, 0:1] + theta[:, 1:2] * log_c
-    # A parameter that is the same in every draw (fixed terms; Jacobian columns of other parameters) is
-    # evaluated on one row and broadcast; a term whose feature is absent from x is skipped.
+    # A parameter that is the same in every draw (Jacobian columns of other parameters) is evaluated on
+    # one row and broadcast; a term that applies to no row is skipped.
     col = {}
     for i, name in enumerate(form.params):
         c = theta[:, i : i + 1]
         col[name] = c[:1] if c.shape[0] > 1 and c.min() == c.max() else c
-    log_n = np.log(x.capacity / 10.0)[None, :]
-    if x.conv.any():
-        log_n = log_n + col["conv_capacity"] * x.conv[None, :]
-    # effective data (Muennighoff et al. 2023), in units of 1e9 samples
     u = np.minimum(x.unique, x.seen)[None, :]
-    repeats = np.maximum(x.seen[None, :] / u - 1.0, 0.0)
-    if repeats.any():
-        rstar = np.exp(col["log_Rstar"])
-        log_d = np.log(u / 1e9) + np.log1p(rstar * (-np.expm1(-repeats / rstar)))
-    else:
-        log_d = np.log(u / 1e9)
-    if (x.quality < 1.0).any():
-        log_d = log_d + quality_log_multiplier(x.quality[None, :], col["quality_clean"])
-    if x.conv.any():
-        log_d = log_d + col["conv_data"] * x.conv[None, :]
-    if x.is_slip.any():
-        log_d = log_d + x.is_slip[None, :] * col["slip_kappa"] / (1.0 + x.seen[None, :] / terms.SLIP_FADE_SAMPLES)
-    if x.is_flip.any():
-        log_d = log_d + x.is_flip[None, :] * col["flip_phi"] * x.mask[None, :]
-    if x.is_aug.any():
-        aug = np.log(terms.AUG_ONE_EPOCH
-                     * (1.0 + (col["aug_lambda"] - 1.0) * (-np.expm1(-repeats / terms.AUG_REPEATS))))
-        log_d = log_d + x.is_aug[None, :] * aug
+    d = {"u": u, "repeats": np.maximum(x.seen[None, :] / u - 1.0, 0.0)}
+    log_n = np.log(x.capacity / 10.0)[None, :]
+    for t in terms.TERMS:
+        if t.acts_on == "capacity" and t.applies(x).any():
+            log_n = log_n + t.effect(x, col, d)
+    d["log_n"] = log_n
+    log_d = np.log(u / 1e9)
+    for t in terms.TERMS:
+        if t.acts_on == "data" and t.applies(x).any():
+            log_d = log_d + t.effect(x, col, d)
+    known = np.zeros(len(x), dtype=bool)
+    log_u = np.log(u / 1e9)
     for name in form.params:
-        if name.startswith("pool:"):
-            in_pool = x.pool_key == name
+        if name.startswith("pool:") and name != "pool:*":
+            in_pool = (x.pool_key == name)[None, :]
+            known |= in_pool[0]
             if in_pool.any():
-                log_d = log_d + col[name] * in_pool[None, :]
+                slope = col["pool_slope:" + name[5:]]
+                log_d = log_d + (col[name] + slope * log_u) * in_pool
+    other = (~known & (x.pool_key != "pool:"))[None, :]  # a pool the fit has no parameter for: assumptions
+    if other.any():
+        log_d = log_d + (col["pool:*"] + col["pool_slope:*"] * log_u) * other
     err = (
         np.exp(col["log_E"])
         + np.exp(col["log_A"] - col["alpha"] * log_n)
-        + np.exp(col["log_B"] + col["gamma"] * log_n - col["beta"] * log_d)
+        + np.exp(col["log_B"] - col["beta"] * log_d)
     )
     out = np.log(np.maximum(err, 1e-12))
     return np.broadcast_to(out, (theta.shape[0], len(x))) if out.shape[0] != theta.shape[0] else out

@@ -1,9 +1,18 @@
 """Predictions with intervals from a fitted scaling law (numpy only: no scipy, pandas or pyarrow).
 
 A :class:`ScalingModel` is what FIT.json (or the built-in prior, ``planner/prior/prior_fit.json``) holds:
-the form, the point estimate and the bootstrap draws. ``predict(rows)`` returns the point prediction of
-zero-shot top-1 (a fraction) and the 2.5/97.5 percentiles over the draws for every row, vectorised over
-rows × draws.
+the form, the point estimate, the bootstrap draws (each draw also draws every stated assumption from its
+range, :mod:`planner.scaling.terms`) and the model discrepancy. ``predict(rows)`` returns a
+:class:`Prediction` per row, vectorised over rows × draws:
+
+* ``top1`` — point prediction of zero-shot top-1 (a fraction, in the fit's metric);
+* ``ci_low``/``ci_high`` — 95 % predictive interval: parameter and assumption draws plus the model
+  discrepancy (``N(0, sigma^2)`` on log error; sigma from split-conformal leave-one-source-out residuals);
+* ``draws`` — ``[B, n]`` accuracies per parameter/assumption draw *without* discrepancy noise (rows share a
+  draw, so differences between rows — ``p_best``, ties — are paired);
+* ``extrapolation`` — outside the fitted compute range; ``finding_terms`` — per row, the stated
+  assumptions (term parameters not fitted) the prediction rests on; ``assumptions`` (method) — all of them
+  with values and ranges.
 
 Example:
     >>> m = load_model(None)  # the built-in prior
@@ -26,7 +35,7 @@ import numpy as np
 from budget.errors import ConfigError
 from planner.scaling import terms
 from planner.scaling.data import Features, build_features
-from planner.scaling.forms import Form, log_error, make_form
+from planner.scaling.forms import CORE_SATURATING, Form, log_error, make_form
 
 PRIOR_PATH = Path(__file__).resolve().parent.parent / "prior" / "prior_fit.json"
 PRIOR_NAME = "built-in prior (published results + finding-based terms)"
@@ -48,9 +57,9 @@ class Prediction:
     top1: np.ndarray
     ci_low: np.ndarray
     ci_high: np.ndarray
-    draws: np.ndarray  # [B, n] accuracies
+    draws: np.ndarray  # [B, n] accuracies (parameter + assumption draws; no discrepancy noise)
     extrapolation: np.ndarray  # bool per row
-    finding_terms: list[list[str]]  # per row: fixed (finding-based) terms the prediction rests on
+    finding_terms: list[list[str]]  # per row: stated assumptions (unfitted term parameters) it rests on
 
 
 @dataclass(frozen=True)
@@ -71,10 +80,10 @@ class ScalingModel:
     @classmethod
     def from_dict(cls, d: Mapping, name: str) -> ScalingModel:
         try:
-            if d.get("clipbudget_fit") != 1:
+            if d.get("clipbudget_fit") not in (1, 2):
                 raise KeyError("clipbudget_fit")
             pools = tuple(d.get("pools", ()))
-            form = make_form(d["form"], pools)
+            form = make_form(d["form"], pools, tuple(d.get("quality_pools", ())))
             names = list(d["param_names"])
             if names != list(form.params):
                 raise KeyError("param_names")
@@ -98,32 +107,64 @@ class ScalingModel:
         """Predict zero-shot top-1 for ``rows`` (mappings as in :func:`planner.scaling.data.build_features`)."""
         x = rows if isinstance(rows, Features) else self.features(rows)
         point = to_accuracy(log_error(self.form, self.theta[None, :], x)[0])
-        acc = to_accuracy(log_error(self.form, self.draws, x))
+        le = log_error(self.form, self.draws, x)
+        acc = to_accuracy(le)
         a = (1 - level) / 2 * 100
-        lo, hi = np.percentile(acc, [a, 100 - a], axis=0)
+        sigma = self.discrepancy_sigma
+        if sigma > 0:  # predictive draws: a fixed normal stream, so answers are reproducible
+            eps = np.random.default_rng(12345).standard_normal(le.shape) * sigma
+            lo, hi = np.percentile(to_accuracy(le + eps), [a, 100 - a], axis=0)
+        else:
+            lo, hi = np.percentile(acc, [a, 100 - a], axis=0)
         lo, hi = np.minimum(lo, point), np.maximum(hi, point)
         c_lo, c_hi = self.compute_range_gflops
         extra = (x.total_gflops < c_lo * 0.999) | (x.total_gflops > c_hi * 1.001)
         return Prediction(top1=point, ci_low=lo, ci_high=hi, draws=acc, extrapolation=extra,
-                          finding_terms=[self._terms_used(x, i) for i in range(len(x))])
+                          finding_terms=self._rows_terms(x))
 
-    def _terms_used(self, x: Features, i: int) -> list[str]:
+    @property
+    def discrepancy_sigma(self) -> float:
+        """Model discrepancy on the log-error scale (0 for fits without one)."""
+        return float((self.info.get("discrepancy") or {}).get("sigma_log_error", 0.0))
+
+    @property
+    def assumed_ranges(self) -> dict[str, tuple[float, float]]:
+        return {k: tuple(v) for k, v in (self.info.get("assumed_ranges") or {}).items()}
+
+    def assumptions(self, names: Sequence[str] | None = None) -> list[dict]:
+        """The stated assumptions (term parameters this fit did not fit) with ``name``, ``term``, ``value``,
+        ``range`` (drawn in every bootstrap draw), ``fitted`` (False), ``statement``, ``citation``;
+        ``names`` limits the list. Fitted term parameters are listed by :meth:`terms_table`."""
+        return [a for a in self.terms_table() if not a["fitted"] and (names is None or a["name"] in names)]
+
+    def terms_table(self) -> list[dict]:
+        """Every term parameter (fitted or assumed) as in :func:`planner.scaling.terms.assumption_table`."""
         if self.form.name != "saturating":
             return []
-        used = []
-        checks = {
-            "quality_clean": x.quality[i] < 1.0,
-            "slip_kappa": x.is_slip[i] > 0,
-            "flip_phi": x.is_flip[i] > 0,
-            "aug_lambda": x.is_aug[i] > 0,
-            "conv_data": x.conv[i] > 0,
-            "conv_capacity": x.conv[i] > 0,
-            "gamma": True,
-        }
-        for name, applies in checks.items():
-            if applies and name not in self.free:
-                used.append(name)
-        return used
+        params = {n: float(v) for n, v in zip(self.form.params, self.theta) if n not in CORE_SATURATING}
+        return terms.assumption_table(params, self.free, self.assumed_ranges)
+
+    def _rows_terms(self, x: Features) -> list[list[str]]:
+        if self.form.name != "saturating":
+            return [[] for _ in range(len(x))]
+        out: list[list[str]] = [[] for _ in range(len(x))]
+        for name in self.form.params:
+            if name in self.free or name in CORE_SATURATING:
+                continue
+            if name.startswith(("pool:", "pool_slope:")):
+                known = {p for p in self.form.params if p.startswith("pool:") and p != "pool:*"}
+                key = "pool:" + name.split(":", 1)[1]
+                hit = (x.pool_key == key) if key != "pool:*" else \
+                    np.asarray([k != "pool:" and k not in known for k in x.pool_key])
+            elif name.startswith("quality_clean"):
+                qp = [p.split(":", 1)[1] for p in self.form.params if p.startswith("quality_clean:")]
+                own = np.isin(x.pool_key, [f"pool:{p}" for p in qp])
+                hit = (x.quality < 1.0) & ((x.pool_key == "pool:" + name.split(":", 1)[1]) if ":" in name else ~own)
+            else:
+                hit = terms.term_of(name).applies(x)
+            for i in np.flatnonzero(hit):
+                out[i].append(name)
+        return out
 
 
 @lru_cache(maxsize=8)
@@ -154,19 +195,22 @@ def load_model(fit: str | os.PathLike | None = None) -> ScalingModel:
 
 def predict_config(*, model: str, samples_seen: float, unique_samples: float, quality_fraction: float = 1.0,
                    strategy: str = "clip", flip_mask_ratio: float | None = None, image_size: int | None = None,
-                   context_length: int | None = None, fit: str | os.PathLike | None = None) -> dict:
+                   context_length: int | None = None, fit: str | os.PathLike | None = None,
+                   data_pool: str | None = None) -> dict:
     """One configuration's prediction as the JSON ``clipbudget predict`` prints.
 
-    Keys: ``predicted_top1``, ``ci_low``, ``ci_high`` (fractions, 95 %), ``form``, ``fit``,
-    ``extrapolation`` (outside the fitted total-compute range), ``finding_terms`` (finding-based terms the
-    prediction rests on), ``total_gflops`` (paper convention), ``sources``.
+    Keys: ``predicted_top1``, ``ci_low``, ``ci_high`` (fractions, 95 % predictive interval), ``form``,
+    ``fit``, ``metric``, ``extrapolation`` (outside the fitted total-compute range), ``finding_terms`` (names
+    of the stated assumptions the prediction rests on), ``assumptions`` (those, with ``value`` and the
+    ``range`` every bootstrap draw samples, ``statement`` and ``citation``), ``total_gflops`` (paper
+    convention), ``data_pool`` (None: the fit's reference pool), ``sources``.
     """
     if not samples_seen > 0 or not unique_samples > 0:
         raise ConfigError(f"samples_seen={samples_seen:g} and unique_samples={unique_samples:g} must be positive")
     m = load_model(fit)
     row = {"model": model, "samples_seen": samples_seen, "unique_samples": unique_samples,
            "quality_fraction": quality_fraction, "strategy": strategy, "image_size": image_size,
-           "context_length": context_length}
+           "context_length": context_length, "data_pool": data_pool}
     if flip_mask_ratio is not None:
         row["flip_mask_ratio"] = flip_mask_ratio
     x = m.features([row])
@@ -184,12 +228,21 @@ def predict_config(*, model: str, samples_seen: float, unique_samples: float, qu
         "ci_high": float(p.ci_high[0]),
         "form": m.form.name,
         "fit": m.name,
+        "metric": str(m.info.get("metric", "zeroshot_top1")),
+        "data_pool": data_pool or m.reference_pool or None,
         "extrapolation": bool(p.extrapolation[0]),
         "finding_terms": used,
+        "assumptions": m.assumptions(used),
         "sources": list(m.sources) + term_citations(used),
     }
 
 
 def term_citations(names: Sequence[str]) -> list[str]:
     """Citations of finding-based terms (for a prediction's ``sources``)."""
-    return [f"{n}: {terms.CITATIONS[n]}" for n in names if n in terms.CITATIONS]
+    out = []
+    for n in names:
+        t = terms.term_of(n)
+        c = t.citation if t is not None else terms.POOL_CITATION if n.startswith("pool:") else None
+        if c and f"{n}: {c}" not in out:
+            out.append(f"{n}: {c}")
+    return out

@@ -1,80 +1,352 @@
-"""Finding-based model terms: effects the literature states but does not quantify, with their assumptions.
+"""The scaling law's terms: one record per term, declared once (name, parameters with defaults, bounds and
+assumed ranges, citation, whether data can fit it, and its effect).
 
-The seed study (Li, Xie, Cubuk, "Scaling (Down) CLIP", arXiv 2404.08197, TMLR 2024) reports its results
-as plots only. Where it states a finding without a number, the scaling model carries a *term* whose shape
-is an assumption written down here, with a default value chosen to reproduce the finding. Every term acts
-on the **effective data** ``D_eff`` (samples, see :mod:`planner.scaling.forms`) as a multiplier, or on the
-model-capacity variable. A user's own fit replaces a default whenever the user's data vary along that
-term's axis (e.g. several quality fractions frees ``quality_clean``); otherwise the default stays and the
-prediction says that it rests on a finding-based term.
+The saturating law (:mod:`planner.scaling.forms`) is ``error = E + A * N^-alpha + B * N^gamma * D^-beta``
+with ``N`` the model capacity and ``D`` the effective data. Its *core* is ``log N = log(GFLOPs / 10)`` and
+``log D = log(U / 1e9)`` (``U`` unique samples, capped at samples seen); every term below adds a
+log-multiplier to one of the two (``acts_on``), so the law is the core form plus the sum of its terms.
 
-Terms (name: assumption → default):
+Each parameter of a term is either **fitted** (the data vary along its axis: :func:`Term.identifiable`) or
+a **stated assumption**: a default and a range (``assumed``) with a citation, drawn afresh (uniformly) in
+every bootstrap draw, so intervals and ``p_best`` include it. A fit never holds an assumption at a single
+value. :func:`assumption_table` lists them; predictions name the ones each answer rests on.
 
-* ``quality_clean`` — data quality (seed finding 1: top-40 % of the 3.4B WebLI pool, one epoch, beats the
-  whole pool; top-20 % is worse). Assumption: rank the pool by a quality score; a pair at rank fraction
-  ``r`` is *clean* with probability ``p(r) = sigmoid((c - r) / s)`` and noisy otherwise; a clean pair is
-  worth 1 sample, a noisy pair ``v`` samples (``v < 0``: misaligned pairs teach wrong alignments). The
-  top-``q`` subset's value per sample, relative to the whole pool's, multiplies ``D_eff``. ``c = 0.4``
-  (the seed paper's best fraction), ``s = 0.05``, ``v = -0.2`` (:data:`QUALITY_SOFTNESS`,
-  :data:`QUALITY_NOISE_VALUE`).
-* ``slip_kappa`` — SLIP (Mu et al. 2022; seed finding 5: best at equal samples below ≈1e9, worst at equal
-  compute). Assumption: the self-supervised views multiply ``D_eff`` by ``exp(kappa / (1 + S / 1e9))``
-  (``S`` = samples seen): a gain that fades past ≈1e9 samples. ``kappa`` is *fitted* to SLIP's published
-  YFCC15M/CC3M/CC12M pairs in the prior.
-* ``flip_phi`` — FLIP (Li et al. 2023; seed finding 6: ≈ CLIP at equal samples for large counts, at about
-  half the image compute). Assumption: masking a fraction ``m`` of patches multiplies ``D_eff`` by
-  ``exp(phi * m)``; ``phi`` is fitted to FLIP's published LAION-400M rows in the prior.
-* ``aug_lambda`` — CLIP + data augmentation (seed finding 7: at 30 epochs 25M augmented pairs ≈ 50M plain
-  ones; one epoch, augmentation hurts). Assumption: augmentation multiplies ``D_eff`` by
-  ``rho * (1 + (lambda - 1) * (1 - exp(-R / R_aug)))`` with ``R`` = repeats (epochs - 1),
-  ``rho = 0.9`` (one-epoch cost of off-caption views), ``R_aug = 8`` epochs, ``lambda = 2.25`` (so the
-  multiplier reaches ≈2 at 30 epochs).
-* ``conv_data``, ``conv_capacity`` — ResNets (seed finding 4: ResNet-50 beats ViT-B/32 at small sample
-  counts, loses with more samples). Assumption: a convolutional image tower (family ``modified_resnet``)
-  learns as if it had ``exp(conv_data)`` = 2× the data (inductive bias) but ``exp(conv_capacity)`` = 0.5×
-  the capacity of a ViT of equal per-sample GFLOPs. ConvNeXt gets no term (the finding is for ResNet-50).
-* ``gamma`` — larger models need more samples (seed finding 3: ViT-L/16 is the worst ViT below 1e8
-  samples seen and the best at 3.4e9). Assumption: the data term scales as ``N^gamma`` (capacity ``N``);
-  the prior sets ``gamma`` so that ViT-L/16 and ViT-B/16 cross at :data:`L_B_CROSSOVER_SAMPLES` one-epoch
-  samples (published numbers start at 1.3e8 samples and cannot place it).
+Terms (name — what it says — parameters):
+
+* ``repetition`` — repeated epochs are worth less than fresh data (Muennighoff et al. 2023; seed finding 2:
+  no gain from 16 → 32 epochs at 25M unique pairs, gains at 400M). ``D_rep = U + U R* (1 - exp(-R / R*))``
+  with ``R`` = epochs - 1 and a half-life that grows with the unique data, ``R* = exp(log_Rstar) *
+  (U / 1e8)^rep_rho`` (a small set is memorised sooner). Both fitted (Cherti et al.'s 80M/400M/2B grid,
+  DataComp's filtered subsets repeated up to 9×).
+* ``quality`` — filtering by a quality score (Goyal et al. 2024, CVPR, "Scaling laws for data filtering";
+  seed finding 1). Goyal's buckets in two: a pair at rank fraction ``r`` of a pool ranked by the score is
+  *clean* with probability ``sigmoid((c - r) / s)`` and worth 1 sample, else worth ``v`` samples; the top-``q``
+  subset's value per sample relative to the whole pool multiplies ``D``; its repeats decay through
+  ``repetition``, so the best fraction rises with compute and the whole pool wins once a subset is repeated
+  too often. ``quality_noise`` (``v``), ``quality_softness`` (``s``) and the clean fraction of every pool
+  with a quality ladder in the data (``quality_clean:<pool>``) are fitted (DataComp's CLIP-score ladders);
+  the clean fraction of the pool predictions are for, ``quality_clean``, is a stated assumption: the seed
+  paper's best fraction of WebLI is 40 % on a 20/40/60/80 % grid, so ``c`` ∈ [0.3, 0.6].
+* ``gamma`` — larger models need more samples (seed finding 3: ViT-L/16 worst below 1e8 samples seen, best
+  by 3.4e9): the data term scales as ``N^gamma``, i.e. ``log D`` gains ``-(gamma / beta) log N``. The
+  published rows (all ≥ 1.3e7 samples, most ≥ 1e8) favour ``gamma`` ≈ 0 (ViT-L/16 overtakes ViT-B/16 near
+  1e6 one-epoch samples); the seed finding needs ≈ 0.15 (crossover near 1e8). The prior states the
+  assumption ``gamma`` ∈ [0, 0.15], spanning both, and draws it; a user's study with three or more model
+  sizes and sample counts fits it.
+* ``slip`` — SLIP (Mu et al. 2022; seed finding 5): the self-supervised views multiply ``D`` by
+  ``exp(slip_kappa / (1 + S / slip_fade))`` (``S`` samples seen): a gain that fades. ``slip_kappa`` is fitted
+  (SLIP's YFCC15M/CC3M/CC12M pairs); ``slip_fade`` is assumed (seed paper: SLIP stops winning near 1e9
+  samples; range 3e8–3e9).
+* ``flip`` — FLIP (Li et al. 2023): masking a fraction ``m`` multiplies ``D`` by ``exp(flip_phi m +
+  flip_psi m^2)``, concave (``flip_psi`` ≤ 0); fitted with batch size as a variable (``batch`` term), from
+  FLIP's mask 0/0.5/0.75 rows and its 16k/32k/64k batch ladder. Published masks stop at 0.75.
+* ``batch`` — contrastive batch size: ``D`` × ``exp(batch_k * log2(batch / 32768))`` for rows that give a
+  batch size (others are taken at the published runs' ≥ 32k). Fitted on FLIP's batch ladder.
+* ``aug`` — CLIP + data augmentation (seed finding 7: at 30 epochs 25M augmented pairs ≈ 50M plain; at one
+  epoch augmentation hurts): ``D`` × ``aug_one_epoch * (1 + (aug_lambda - 1)(1 - exp(-R / aug_repeats)))``.
+  All three assumed (the paper has plots only).
+* ``conv`` — ResNets (seed finding 4: ResNet-50 beats ViT-B/32 at small sample counts, loses with more): a
+  ``modified_resnet`` image tower learns as if from ``exp(conv_data)`` × the data with ``exp(conv_capacity)``
+  × the capacity of a ViT of equal GFLOPs. Assumed (no published numbers); ConvNeXt gets no term.
+* ``pool`` — data pools differ in value per sample and in slope: a log-multiplier ``pool:<name>`` of ``D``
+  and an exponent change ``pool_slope:<name>`` per pool other than the reference pool, fitted where the
+  pool's rows allow, else drawn (:data:`POOL_OFFSET`, :data:`POOL_SLOPE`); ``pool:*``/``pool_slope:*`` stand
+  for any pool the fit has no rows of (made by :mod:`planner.scaling.forms`, not in :data:`TERMS`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-#: Width of the clean/noisy transition in rank fraction (assumption; see module docstring).
-QUALITY_SOFTNESS = 0.05
-#: Value of a noisy pair relative to a clean one (assumption; negative = harmful).
-QUALITY_NOISE_VALUE = -0.2
-#: SLIP's gain fades past this many samples seen (seed paper: crossover ≈1e9).
-SLIP_FADE_SAMPLES = 1e9
-#: One-epoch multiplier of augmented data (assumption: augmentation hurts at one epoch).
-AUG_ONE_EPOCH = 0.9
-#: Repeats over which augmentation's benefit builds up (assumption).
-AUG_REPEATS = 8.0
-#: One-epoch samples at which ViT-L/16 overtakes ViT-B/16 in the prior (assumption inside the seed
-#: paper's range: worst below 1e8, best by 3.4e9).
-L_B_CROSSOVER_SAMPLES = 2e8
+import numpy as np
 
-#: Default values of the finding-based parameters (natural units; see module docstring).
-DEFAULTS: dict[str, float] = {
-    "quality_clean": 0.4,
-    "slip_kappa": 1.0,
-    "flip_phi": 0.0,
-    "aug_lambda": 2.25,
-    "conv_data": math.log(2.0),
-    "conv_capacity": math.log(0.5),
-    "gamma": 0.0,
-}
+#: Reference contrastive batch size of the ``batch`` term (published LAION runs used 32k–88k).
+REFERENCE_BATCH = 32768.0
+#: Largest FLIP mask ratio with published results (FLIP Table 1); beyond it predictions are extrapolation.
+FLIP_MAX_PUBLISHED_MASK = 0.75
 
-#: Citation of each term (shown in predictions that rest on it).
-CITATIONS: dict[str, str] = {
-    "quality_clean": "Li, Xie, Cubuk 2024 (arXiv 2404.08197) finding 1: top-40% of WebLI beats the full pool",
-    "slip_kappa": "Mu et al. 2022 (SLIP); Li, Xie, Cubuk 2024 finding 5",
-    "flip_phi": "Li et al. 2023 (FLIP, arXiv 2212.00794); Li, Xie, Cubuk 2024 finding 6",
-    "aug_lambda": "Li, Xie, Cubuk 2024 finding 7: 25M augmented pairs ~ 50M plain at 30 epochs",
-    "conv_data": "Li, Xie, Cubuk 2024 finding 4: ResNet-50 beats ViT-B/32 at small sample counts",
-    "conv_capacity": "Li, Xie, Cubuk 2024 finding 4: ViT-B/32 wins with more samples",
-    "gamma": "Li, Xie, Cubuk 2024 finding 3: ViT-L/16 worst below 1e8 samples, best at 3.4e9",
-}
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a term (natural units).
+
+    ``lower``/``upper`` bound a fit; ``assumed`` is the range drawn (uniformly) in every bootstrap draw when
+    the data cannot fit it; ``fittable`` False means it is always an assumption.
+    """
+
+    name: str
+    default: float
+    lower: float
+    upper: float
+    assumed: tuple[float, float]
+    fittable: bool = True
+
+
+@dataclass(frozen=True)
+class Term:
+    """A term of the law: adds ``effect(x, col, d)`` (log-multiplier, ``[B or 1, n]``) to ``log D`` or
+    ``log N`` (``acts_on``) on the rows where ``applies(x)`` holds.
+
+    ``identifiable(x, name)`` says whether rows ``x`` can fit parameter ``name``; ``d`` holds derived
+    arrays (``u`` unique samples capped at samples seen, ``repeats`` = epochs - 1).
+    """
+
+    name: str
+    acts_on: str  # "data" | "capacity"
+    params: tuple[Param, ...]
+    citation: str
+    statement: str
+    applies: Callable
+    effect: Callable
+    identifiable: Callable
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+# ---------------------------------------------------------------- effects
+
+
+def _repetition(x, col, d):
+    rep = d["repeats"]
+    rstar = np.exp(col["log_Rstar"] + col["rep_rho"] * np.log(d["u"] / 1e8))
+    return np.log1p(rstar * (-np.expm1(-rep / rstar)))
+
+
+def quality_log_multiplier(q, clean, noise, softness):
+    """log of the top-``q`` subset's value per sample relative to the whole pool's (see ``quality``)."""
+    s, v = softness, noise
+
+    def value(xq):  # cumulative value of the top-xq fraction
+        integral = s * (_softplus(clean / s) - _softplus((clean - xq) / s))
+        return v * xq + (1.0 - v) * integral
+
+    vq = np.maximum(value(q), 1e-6 * q)
+    v1 = np.maximum(value(np.ones_like(q)), 1e-6)
+    return np.log(vq / q) - np.log(v1)
+
+
+def _quality(x, col, d):
+    clean = col["quality_clean"]
+    for name in col:
+        if name.startswith("quality_clean:"):
+            in_pool = (x.pool_key == "pool:" + name.split(":", 1)[1])[None, :]
+            if in_pool.any():
+                clean = np.where(in_pool, col[name], clean)
+    return quality_log_multiplier(x.quality[None, :], clean, col["quality_noise"], col["quality_softness"])
+
+
+def _gamma(x, col, d):  # B * N^gamma * D^-beta == B * (D * N^(-gamma/beta))^-beta
+    return -col["gamma"] / col["beta"] * d["log_n"]
+
+
+def _slip(x, col, d):
+    return x.is_slip[None, :] * col["slip_kappa"] / (1.0 + x.seen[None, :] / col["slip_fade"])
+
+
+def _flip(x, col, d):
+    m = x.mask[None, :]
+    return x.is_flip[None, :] * (col["flip_phi"] * m + col["flip_psi"] * m * m)
+
+
+def _batch(x, col, d):
+    return col["batch_k"] * np.log2(np.where(x.batch > 0, x.batch, REFERENCE_BATCH) / REFERENCE_BATCH)[None, :]
+
+
+def _aug(x, col, d):
+    grow = -np.expm1(-d["repeats"] / col["aug_repeats"])
+    return x.is_aug[None, :] * np.log(col["aug_one_epoch"] * (1.0 + (col["aug_lambda"] - 1.0) * grow))
+
+
+def _conv_data(x, col, d):
+    return col["conv_data"] * x.conv[None, :]
+
+
+def _conv_capacity(x, col, d):
+    return col["conv_capacity"] * x.conv[None, :]
+
+
+# ---------------------------------------------------------------- identifiability
+
+
+def _epochs(x):
+    return np.log2(np.maximum(x.seen / np.minimum(x.unique, x.seen), 1.0))
+
+
+def _ident_repetition(x, name):
+    e = _epochs(x)
+    if name == "log_Rstar":
+        return len(np.unique(np.round(e, 1))) >= 3 and e.max() >= 2
+    rep = e >= 1
+    return len(np.unique(np.round(np.log10(x.unique[rep]), 1))) >= 3 if rep.any() else False
+
+
+def _ident_quality(x, name):
+    if name.startswith("quality_clean:"):
+        sel = x.pool_key == "pool:" + name.split(":", 1)[1]
+        return len(np.unique(np.round(x.quality[sel], 3))) >= 3
+    levels = {}
+    for k in np.unique(x.pool_key):
+        levels[k] = len(np.unique(np.round(x.quality[x.pool_key == k], 3)))
+    if name == "quality_clean":
+        return levels.get("pool:", 0) >= 3
+    return max(levels.values()) >= 3 and len(x) >= 8  # noise, softness: shape shared by every pool
+
+
+def _ident_gamma(x, name):
+    return len(np.unique(np.round(x.capacity, 3))) >= 3 and len(np.unique(np.round(np.log10(x.seen), 1))) >= 3
+
+
+def _ident_slip(x, name):
+    if name == "slip_fade":
+        return False
+    return x.is_slip.sum() >= 2 and (x.strategy == "clip").sum() >= 2
+
+
+def _ident_flip(x, name):
+    masks = np.unique(np.round(np.concatenate([x.mask[x.is_flip > 0], [0.0]]), 3))
+    if name == "flip_phi":
+        return x.is_flip.sum() >= 2 and (x.strategy == "clip").sum() >= 2
+    return len(masks) >= 3 and x.is_flip.sum() >= 3
+
+
+def _ident_batch(x, name):
+    return len(np.unique(x.batch[x.batch > 0])) >= 3
+
+
+def _never(x, name):
+    return False
+
+
+def _ident_conv(x, name):
+    return x.conv.sum() >= 3 and (x.conv == 0).sum() >= 3
+
+
+def _always(x):
+    return np.ones(len(x), dtype=bool)
+
+
+TERMS: tuple[Term, ...] = (
+    Term("repetition", "data",
+         (Param("log_Rstar", math.log(15.0), math.log(0.5), math.log(500.0), (math.log(5.0), math.log(40.0))),
+          Param("rep_rho", 0.0, 0.0, 1.0, (0.0, 0.5))),
+         "Muennighoff et al. 2023 (arXiv 2305.16264); Li, Xie, Cubuk 2024 finding 2; Goyal et al. 2024",
+         "repeated epochs are worth less than fresh data; the half-life grows with the unique data",
+         lambda x: np.minimum(x.unique, x.seen) < x.seen, _repetition, _ident_repetition),
+    Term("quality", "data",
+         (Param("quality_clean", 0.4, 0.05, 1.0, (0.3, 0.6)),
+          Param("quality_noise", -0.2, -1.0, 0.9, (-0.5, 0.3)),
+          Param("quality_softness", 0.1, 0.02, 0.5, (0.03, 0.3))),
+         "Goyal et al. 2024 (CVPR, Scaling laws for data filtering); Li, Xie, Cubuk 2024 finding 1 "
+         "(top-40% of WebLI beats the full pool; top-20% is worse)",
+         "the top-q subset by a quality score: clean pairs worth 1 sample, noisy ones v; clean fraction c",
+         lambda x: x.quality < 1.0, _quality, _ident_quality),
+    Term("gamma", "data",
+         (Param("gamma", 0.075, 0.0, 2.0, (0.0, 0.15)),),
+         "Li, Xie, Cubuk 2024 finding 3: ViT-L/16 worst below 1e8 samples seen, best by 3.4e9",
+         "larger models need more samples: the data term scales as N^gamma",
+         _always, _gamma, _ident_gamma),
+    Term("slip", "data",
+         (Param("slip_kappa", 1.0, -3.0, 5.0, (0.0, 2.0)),
+          Param("slip_fade", 1e9, 1e8, 1e10, (3e8, 3e9), fittable=False)),
+         "Mu et al. 2022 (SLIP, ECCV); Li, Xie, Cubuk 2024 finding 5: SLIP best below ~1e9 samples",
+         "SLIP's self-supervised views multiply the data by exp(kappa / (1 + S / fade))",
+         lambda x: x.is_slip > 0, _slip, _ident_slip),
+    Term("flip", "data",
+         (Param("flip_phi", 0.0, -3.0, 3.0, (-0.5, 0.5)),
+          Param("flip_psi", -1.0, -8.0, 0.0, (-3.0, 0.0))),
+         "Li, Fan, Hu, Feichtenhofer, He 2023 (FLIP, CVPR, arXiv 2212.00794) Table 1; Li, Xie, Cubuk 2024 "
+         "finding 6",
+         "masking a fraction m of patches multiplies the data by exp(phi m + psi m^2), psi <= 0 (concave)",
+         lambda x: x.is_flip > 0, _flip, _ident_flip),
+    Term("batch", "data",
+         (Param("batch_k", 0.1, -1.0, 1.0, (0.0, 0.3)),),
+         "Li et al. 2023 (FLIP) Table 1: batch 16k/32k/64k at mask 0.5 gives 68.5/69.6/70.4",
+         "a contrastive batch of b pairs multiplies the data by exp(k log2(b / 32768)); rows without a batch "
+         "size are taken at >= 32k, as published",
+         lambda x: x.batch > 0, _batch, _ident_batch),
+    Term("aug", "data",
+         (Param("aug_lambda", 2.25, 1.0, 6.0, (1.6, 3.0), fittable=True),
+          Param("aug_one_epoch", 0.9, 0.5, 1.0, (0.75, 1.0), fittable=False),
+          Param("aug_repeats", 8.0, 1.0, 50.0, (4.0, 16.0), fittable=False)),
+         "Li, Xie, Cubuk 2024 finding 7: 25M augmented pairs ~ 50M plain at 30 epochs; one epoch: it hurts",
+         "augmentation multiplies the data by rho (1 + (lambda - 1)(1 - exp(-R / R_aug)))",
+         lambda x: x.is_aug > 0, _aug,
+         lambda x, n: n == "aug_lambda" and x.is_aug.sum() >= 2 and (x.strategy == "clip").sum() >= 2
+         and _epochs(x)[x.is_aug > 0].max() >= 2),
+    Term("conv", "data",
+         (Param("conv_data", math.log(2.0), -3.0, 3.0, (math.log(1.3), math.log(3.0))),),
+         "Li, Xie, Cubuk 2024 finding 4: ResNet-50 beats ViT-B/32 at small sample counts",
+         "a convolutional image tower learns as if from exp(conv_data) x the data (inductive bias)",
+         lambda x: x.conv > 0, _conv_data, _ident_conv),
+    Term("conv_capacity", "capacity",
+         (Param("conv_capacity", math.log(0.5), -3.0, 0.0, (math.log(0.3), math.log(0.8))),),
+         "Li, Xie, Cubuk 2024 finding 4: ViT-B/32 wins with more samples",
+         "a convolutional image tower has exp(conv_capacity) x the capacity of a ViT of equal GFLOPs",
+         lambda x: x.conv > 0, _conv_capacity, _ident_conv),
+)
+
+#: A data pool's log value per sample relative to the reference pool, for a pool the fit has no rows of
+#: (``pool:*``, and ``pool:<name>`` while left out): published pools span e^-2.2 (unfiltered CommonPool)
+#: to e^+0.7 (WIT) times LAION's value per sample in the prior.
+POOL_OFFSET = Param("pool:*", 0.0, -6.0, 6.0, (-2.5, 1.0), fittable=False)
+#: A data pool's change of the data exponent relative to the reference pool (``pool_slope:<name>``:
+#: ``log D`` gains ``slope * log(U / 1e9)``), fitted for a pool whose rows span three or more data sizes,
+#: else drawn from this range (Nezhurina et al. 2025: data sets differ in slope, not only in offset).
+POOL_SLOPE = Param("pool_slope:*", 0.0, -0.8, 2.0, (-0.25, 0.25), fittable=False)
+POOL_CITATION = "pool offsets fitted in the built-in prior (Cherti et al. 2023; Radford et al. 2021; DataComp; SLIP)"
+
+#: Every term parameter by name (the ``quality_clean:<pool>`` parameters copy ``quality_clean``).
+PARAMS: dict[str, Param] = {p.name: p for t in TERMS for p in t.params}
+#: Which term owns each parameter.
+OWNER: dict[str, Term] = {p.name: t for t in TERMS for p in t.params}
+#: Term parameter names in form order.
+TERM_PARAMS: tuple[str, ...] = tuple(PARAMS)
+#: Default values (natural units), kept for callers of the earlier API.
+DEFAULTS: dict[str, float] = {n: p.default for n, p in PARAMS.items()}
+#: Citation of each parameter's term.
+CITATIONS: dict[str, str] = {n: OWNER[n].citation for n in PARAMS}
+
+
+def param(name: str) -> Param:
+    """The record of ``name`` (``quality_clean:<pool>`` resolves to ``quality_clean``'s, ``pool:<name>`` to
+    :data:`POOL_OFFSET`)."""
+    if name.startswith("pool:"):
+        return POOL_OFFSET
+    if name.startswith("pool_slope:"):
+        return POOL_SLOPE
+    base = name.split(":", 1)[0] if name.startswith("quality_clean:") else name
+    return PARAMS[base]
+
+
+def term_of(name: str) -> Term | None:
+    base = name.split(":", 1)[0] if name.startswith("quality_clean:") else name
+    return OWNER.get(base)
+
+
+def assumption_table(params: Mapping[str, float] | None = None, free=(), ranges: Mapping | None = None) -> list[dict]:
+    """Every term parameter as a dict: ``name``, ``term``, ``value``, ``default``, ``range`` (the drawn
+    range of an assumption; None when fitted), ``fitted``, ``statement``, ``citation``."""
+    params = params or DEFAULTS
+    ranges = ranges or {}
+    out = []
+    for name, value in params.items():
+        t = term_of(name)
+        if t is None and not name.startswith(("pool:", "pool_slope:")):
+            continue
+        fitted = name in set(free)
+        rng = None if fitted else list(ranges.get(name, param(name).assumed))
+        if t is None:
+            pool = name.split(":", 1)[1]
+            what = "log value per sample" if name.startswith("pool:") else "change of the data exponent"
+            statement = (f"data pool {pool!r} vs the reference pool: {what}" if pool != "*"
+                         else f"a data pool without rows in the fit: {what} vs the reference pool")
+            citation, term_name = POOL_CITATION, "pool"
+        else:
+            statement, citation, term_name = t.statement, t.citation, t.name
+        out.append({"name": name, "term": term_name, "value": float(value), "default": param(name).default,
+                    "range": rng, "fitted": fitted, "statement": statement, "citation": citation})
+    return out

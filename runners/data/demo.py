@@ -421,6 +421,16 @@ def build_eval_set(
     return n
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet, or None."""
+    missing = None
+    for p in [path, *path.parents]:
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
 def build_demo(
     dataset: str,
     out_dir: str | os.PathLike,
@@ -433,12 +443,42 @@ def build_demo(
     progress: ProgressFn | None = None,
     eval_progress: ProgressFn | None = None,
 ) -> BuildReport:
-    """Build ``out_dir/shards`` (train pairs) and ``out_dir/eval`` (test split); see the module docstring."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    counts = build_shards(dataset, out / "shards", corrupt=corrupt, seed=seed, n_train=n_train,
-                          shard_size=shard_size, progress=progress)
-    n_eval_written = build_eval_set(dataset, out / "eval", n_eval=n_eval, seed=seed, progress=eval_progress)
+    """Build ``out_dir/shards`` (train pairs) and ``out_dir/eval`` (test split); see the module docstring.
+
+    Bad input (sizes, an ``out_dir`` that cannot be written) is a one-line :class:`ConfigError` raised before
+    anything is written; a build that fails part-way removes the folders it created (an existing
+    ``out_dir`` and what it held before are left as they were).
+    """
+    spec = get_dataset(dataset)
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
+        raise ConfigError(f"shard size {shard_size} must be a positive number of samples")
+    for flag, n, split in (("--n-train", n_train, "train"), ("--n-eval", n_eval, "test")):
+        if n is not None and n < 1:
+            raise ConfigError(f"{flag} {n} must be at least 1")
+    if n_eval is not None:  # the train split's bound is checked by build_shards before it writes anything
+        n_test = len(spec.load("test")[1])
+        if n_eval > n_test:
+            raise ConfigError(f"--n-eval {n_eval} is outside 1..{n_test} (the {dataset} test split)")
+    out = Path(out_dir).expanduser()
+    created = _first_missing(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise ConfigError(f"cannot write to --out {str(out)!r}: {exc.strerror or exc}") from None
+    new_parts = [p for p in (out / "shards", out / "eval") if not p.exists()]
+    try:
+        counts = build_shards(dataset, out / "shards", corrupt=corrupt, seed=seed, n_train=n_train,
+                              shard_size=shard_size, progress=progress)
+        n_eval_written = build_eval_set(dataset, out / "eval", n_eval=n_eval, seed=seed, progress=eval_progress)
+    except BaseException:
+        for part in [created] if created is not None else new_parts:
+            shutil.rmtree(part, ignore_errors=True)
+        raise
     report = BuildReport(dataset=dataset, shards_dir=str(out / "shards"), eval_dir=str(out / "eval"),
                          n_eval=n_eval_written, seed=seed, corrupt=corrupt, **counts)
     info = {**report.__dict__, "corrupt_fraction": report.corrupt_fraction,

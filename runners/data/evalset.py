@@ -90,6 +90,32 @@ def load_eval_set(path: str | os.PathLike) -> EvalSet:
     each template holds ``{}``; no class subfolder is missing or empty; subfolders are label indices;
     every image decodes and all share one size; every caption names an existing image file.
     """
+    root, classnames, templates, files, labels = _scan(path)
+    images = _load_images(root, files)
+    captions = _read_captions(root, files)
+    log.info("evaluation set %s: %d images, %d classes, %d templates", root, len(files), len(classnames), len(templates))
+    return EvalSet(images=images, labels=np.asarray(labels, dtype=np.int64), classnames=classnames,
+                   templates=templates, captions=captions, files=files, path=str(root))
+
+
+def check_eval_set(path: str | os.PathLike) -> tuple[int, int]:
+    """The checks of :func:`load_eval_set` that cost no decoding of the whole set, before any training.
+
+    Class names, templates, the class folders and captions as :func:`load_eval_set`; one image per class
+    decodes (so at least one readable image). Returns ``(images, classes)``; one-line :class:`ConfigError`.
+    """
+    root, classnames, _, files, labels = _scan(path)
+    first_of_class = {}
+    for f, label in zip(files, labels):
+        first_of_class.setdefault(label, f)
+    for f in first_of_class.values():
+        _decode(root / f)
+    _read_captions(root, files)
+    return len(files), len(classnames)
+
+
+def _scan(path: str | os.PathLike) -> tuple[Path, list[str], list[str], list[str], list[int]]:
+    """``(root, classnames, templates, files, labels)`` of an evaluation folder, structure checked."""
     root = Path(path).expanduser()
     if not root.is_dir():
         raise ConfigError(f"evaluation folder {str(root)!r} does not exist; build one with 'clipbudget data fashion-mnist --out DIR'")
@@ -125,11 +151,7 @@ def load_eval_set(path: str | os.PathLike) -> EvalSet:
             raise ConfigError(f"evaluation class folder {str(d)!r} ({classnames[label]!r}) holds no images")
         files += [f"{label}/{n}" for n in names]
         labels += [label] * len(names)
-    images = _load_images(root, files)
-    captions = _read_captions(root, files)
-    log.info("evaluation set %s: %d images, %d classes, %d templates", root, len(files), len(classnames), len(templates))
-    return EvalSet(images=images, labels=np.asarray(labels, dtype=np.int64), classnames=classnames,
-                   templates=templates, captions=captions, files=files, path=str(root))
+    return root, classnames, templates, files, labels
 
 
 def _fingerprint(root: Path, files: list[str]) -> str:

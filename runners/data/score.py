@@ -7,8 +7,8 @@ every sample updated: ``quality`` (new score), ``quality_source`` (``"clip_cosin
 and ``quality_prev`` (the score it replaced). Samples the reader skips as corrupt are dropped from the
 rewritten shards (counted in the report). The quality index of the rewritten folder is invalidated.
 
-The model comes from :func:`runners.models.load_trained` (the engine's factory) when it exists, else
-from open_clip directly (catalog configs registered first). Torch is imported here only.
+The model comes from :func:`runners.models.load_trained` (the engine's factory). Torch is imported here
+only.
 
 Example::
 
@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,38 +60,14 @@ class ScoreReport:
     auc: float | None = None
 
 
-def _register_catalog_model(name: str) -> str:
-    """Make a catalog model (or JSON config path) known to open_clip; returns the name to create."""
-    import open_clip
-
-    if name in open_clip.list_models():
-        return name
-    from budget.catalog import get_model
-
-    spec = get_model(name)
-    folder = Path(tempfile.mkdtemp(prefix="clipbudget-model-"))
-    (folder / f"{spec.name}.json").write_text(json.dumps(spec.open_clip_config))
-    open_clip.add_model_config(folder)
-    return spec.name
-
-
 def load_model(model: str, checkpoint: str | os.PathLike, device: str = "cpu"):
     """``(model, preprocess, tokenizer)`` of a trained checkpoint, in eval mode on ``device``."""
     ckpt = Path(checkpoint).expanduser()
     if not ckpt.is_file():
         raise ConfigError(f"checkpoint {str(ckpt)!r} does not exist")
-    try:
-        from runners.models import load_trained
-    except ImportError:
-        load_trained = None
-    if load_trained is not None:
-        net, preprocess, tokenizer = load_trained(model, str(ckpt), device=device)
-    else:  # the engine's factory is absent: open_clip directly
-        import open_clip
+    from runners.models import load_trained
 
-        name = _register_catalog_model(model)
-        net, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(ckpt), device=device)
-        tokenizer = open_clip.get_tokenizer(name)
+    net, preprocess, tokenizer = load_trained(model, str(ckpt), device=device)
     net.eval()
     return net, preprocess, tokenizer
 

@@ -1,4 +1,4 @@
-"""Grid files: format, line-located errors (all at once), duplicates, axes, round trip, defaults."""
+"""Grid files (``runners.gridfile``): format, line-located errors (all at once), duplicates, axes, round trip."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
-import runners.grid
+import runners.gridfile
 from budget.errors import ConfigError
 from runners.config import RunConfig
-from runners.grid import (
-    MIN_STEPS,
+from runners.gridfile import (
     Grid,
     Resources,
-    default_hyperparameters,
     load_grid,
     load_run_config,
     sweep_id_of,
@@ -270,51 +268,6 @@ runs:
     assert c.train_data == "pipe:cat /x/{0..9}.tar" and c.eval_data == os.path.expanduser("~/eval")
 
 
-def test_resources_validation():
-    assert Resources().gpus_per_node == 0 and Resources().tasks_per_node == 1
-    with pytest.raises(ConfigError, match="resources nodes must be ≥ 1, got 0"):
-        Resources(nodes=0)
-    with pytest.raises(ConfigError, match="x.yaml: unknown resources key 'gpus' .*did you mean 'gpu'"):
-        Resources.from_dict({"gpus": 1}, where="x.yaml")
-    with pytest.raises(ConfigError, match="partition must be a non-empty string"):
-        Resources(partition="")
-
-
-@pytest.mark.parametrize("samples", [1, 31, 40, 1_000, 10_000, 123_457, 10**6, 1.36e9, 3.4e10])
-@pytest.mark.parametrize("n_gpus", [1, 3, 8])
-def test_default_hyperparameters_make_valid_configs(samples, n_gpus):
-    hp = default_hyperparameters("ViT-B-32", samples, n_gpus=n_gpus)
-    batch = hp["batch_size"]
-    assert 1 <= batch <= max(32, min(32768, int(samples)))
-    assert batch <= int(samples) or int(samples) < n_gpus
-    if int(samples) >= 32 * MIN_STEPS and n_gpus == 1:
-        assert batch & (batch - 1) == 0 and batch <= int(samples) // MIN_STEPS
-    if batch >= n_gpus:
-        assert batch % n_gpus == 0
-    assert 1e-4 <= hp["lr"] <= 1e-3 and hp["weight_decay"] == 0.2
-    steps = -(-int(samples) // batch)
-    assert 0 <= hp["warmup_steps"] <= min(10_000, steps)
-    if int(samples) >= batch:
-        RunConfig.from_dict({"model": "ViT-B-32", "strategy": "clip", "samples_seen": samples,
-                             "train_data": "/s", "eval_data": "/e", **hp})  # fmt: skip
-
-
-def test_default_hyperparameters_scale_with_budget_and_reject_bad_input():
-    small, large = default_hyperparameters("RN50", 10**5), default_hyperparameters("RN50", 10**9)
-    assert small["batch_size"] < large["batch_size"] == 32768
-    assert small["lr"] <= large["lr"] == 1e-3
-    assert large["warmup_steps"] == round(0.05 * -(-10**9 // 32768))
-    assert default_hyperparameters("RN50", 10**11)["warmup_steps"] == 10_000
-    tiny = default_hyperparameters("tiny-vit-28", 400_000)  # a CPU run: ≥ 200 steps, the tiny configs' lr
-    assert 400_000 // tiny["batch_size"] >= MIN_STEPS and tiny["lr"] == 1e-3
-    with pytest.raises(ConfigError, match="unknown model"):
-        default_hyperparameters("ViT-B-99", 10**6)
-    with pytest.raises(ConfigError, match="samples_seen must be ≥ 1"):
-        default_hyperparameters("RN50", 0)
-    with pytest.raises(ConfigError, match="n_gpus"):
-        default_hyperparameters("RN50", 10**6, n_gpus=0)
-
-
 def test_grid_from_configs():
     a = RunConfig(model="RN50", strategy="clip", samples_seen=10_000, train_data="/s", eval_data="/e")
     g = Grid.from_configs([a, a.replace(seed=1)], Resources(gpus_per_node=1))
@@ -324,14 +277,5 @@ def test_grid_from_configs():
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(runners.grid)
+    result = doctest.testmod(runners.gridfile)
     assert result.attempted >= 4 and result.failed == 0
-
-
-def test_resources_memory_fractions_and_gpu_names():
-    assert Resources(mem_gb=0.5).mem_gb == 0.5 and Resources(mem_gb=8.0).mem_gb == 8
-    assert Resources(gpu="H100-SXM").gpu == "H100-SXM"
-    with pytest.raises(ConfigError, match="mem_gb must be a number > 0"):
-        Resources(mem_gb=0)
-    with pytest.raises(ConfigError, match="unknown resources gpu 'H10'"):
-        Resources(gpu="H10")

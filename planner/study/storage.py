@@ -1,0 +1,139 @@
+"""Where a study lives: an Optuna storage named by a URL, opened or created, checked to hold *this* study.
+
+URLs (Optuna's own, plus a scheme for its journal file):
+
+* ``sqlite:///PATH`` — a SQLite file (the default: ``SWEEP_DIR/study.db``);
+* ``journal:///PATH`` (or ``journal://RELATIVE``) — Optuna's journal file storage, for shared file systems
+  where SQLite's locks are unreliable (NFS, Lustre);
+* ``mysql[+driver]://``, ``mariadb[+driver]://``, ``postgresql[+driver]://`` — a database server (Optuna's
+  RDB storage through SQLAlchemy), so that submitters and workers on a cluster share one study.
+
+A study records its specification (target, plan options, rungs, budget, seed, policy) as the user attribute
+:data:`SPEC_ATTR`; re-opening it with a different one is an error, so a re-run continues the same study
+or refuses, never mixes two.
+
+Example:
+    >>> check_url("sqlite:///tmp/s/study.db")
+    'sqlite'
+    >>> check_url("redis://localhost")
+    Traceback (most recent call last):
+    ...
+    budget.errors.ConfigError: unknown storage URL scheme 'redis' in 'redis://localhost'; valid: sqlite:///FILE, journal:///FILE, mysql://, mariadb://, postgresql:// (optionally +driver, e.g. mysql+pymysql://)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from budget.errors import ConfigError
+
+#: Study user attribute holding the study's specification (JSON-able dict).
+SPEC_ATTR = "clipbudget_spec"
+#: Schemes (before any ``+driver``) that name Optuna RDB storages.
+RDB_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql")
+VALID = "sqlite:///FILE, journal:///FILE, mysql://, mariadb://, postgresql:// (optionally +driver, e.g. mysql+pymysql://)"
+
+
+def default_url(sweep_dir: str | os.PathLike) -> str:
+    """``sqlite:///<absolute sweep dir>/study.db``."""
+    return f"sqlite:///{Path(sweep_dir).resolve() / 'study.db'}"
+
+
+def check_url(url: str) -> str:
+    """The storage kind (``sqlite``, ``journal``, ``mysql``, ``mariadb``, ``postgresql``) or ConfigError."""
+    if "://" not in url:
+        raise ConfigError(f"storage {url!r} is not a URL; valid: {VALID}")
+    scheme = url.split("://", 1)[0].lower()
+    base = scheme.split("+", 1)[0]
+    if base == "journal" and "+" not in scheme:
+        if not url.split("://", 1)[1]:
+            raise ConfigError(f"journal storage {url!r} names no file; give journal:///PATH/study.log")
+        return "journal"
+    if base in RDB_SCHEMES:
+        return base
+    raise ConfigError(f"unknown storage URL scheme {scheme!r} in {url!r}; valid: {VALID}")
+
+
+def journal_path(url: str) -> Path:
+    """The file of a ``journal://`` URL (``journal:///abs`` or ``journal://relative``)."""
+    return Path(url.split("://", 1)[1])
+
+
+def open_storage(url: str) -> Any:
+    """The Optuna storage object for ``url`` (the same object must serve every read and write of a study)."""
+    import optuna
+
+    kind = check_url(url)
+    if kind == "journal":
+        from optuna.storages.journal import JournalFileBackend
+
+        path = journal_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    if kind == "sqlite":
+        path = Path(url.split(":///", 1)[1]) if ":///" in url else None
+        if path is not None and str(path) not in ("", ":memory:"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return optuna.storages.get_storage(optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(kind, url)))
+    except ImportError as exc:
+        raise ConfigError(f"storage {url!r} needs a database driver that is not installed: {exc}") from None
+
+
+def _engine_kwargs(kind: str, url: str) -> dict[str, Any]:
+    """SQLite: write-ahead log and ``synchronous=NORMAL`` (a commit costs no fsync; a killed process loses
+    nothing, a power cut at most the last commits), waiting up to 60 s for another process's lock."""
+    if kind != "sqlite":
+        return {"pool_pre_ping": True}
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if path in ("", ":memory:"):
+        return {}
+
+    def connect() -> Any:
+        import sqlite3
+
+        conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    return {"creator": connect}
+
+
+def spec_json(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec`` round-tripped through JSON (what the storage holds), so comparisons see the same types."""
+    return json.loads(json.dumps(spec, sort_keys=True))
+
+
+def open_study(storage: Any, name: str, spec: Mapping[str, Any], *, sampler: Any = None, pruner: Any = None,
+               url: str = "") -> Any:
+    """Load study ``name`` from ``storage`` if it exists (its spec must equal ``spec``), else create it.
+
+    Raises ConfigError when the storage holds a study of that name with another (or no) clipbudget spec.
+    """
+    import optuna
+
+    want = spec_json(spec)
+    names = {s.study_name: s for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}
+    if name in names:
+        have = names[name].user_attrs.get(SPEC_ATTR)
+        if have is None:
+            raise ConfigError(f"storage {url or storage} holds a study {name!r} that clipbudget did not create; "
+                              "give another --study-name, --sweep-dir or --storage")
+        if have != want:
+            diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+            shown = "; ".join(f"{k}: stored {have.get(k)!r}, now {want.get(k)!r}" for k in diff[:3])
+            raise ConfigError(f"storage {url or storage} holds a different study {name!r} ({shown}); re-run with "
+                              "the same options to resume it, or give another --study-name, --sweep-dir or --storage")
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize", sampler=sampler,
+                                    pruner=pruner, load_if_exists=False)
+    except optuna.exceptions.DuplicatedStudyError:  # another process created it just now
+        return open_study(storage, name, spec, sampler=sampler, pruner=pruner, url=url)
+    study.set_user_attr(SPEC_ATTR, want)
+    return study
