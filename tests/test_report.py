@@ -153,12 +153,14 @@ def test_sweep_report_shows_ledger_runs_measured_refit_and_recommendation(sweep_
     for section in ("ledger", "runs", "measured", "refit", "recommendation"):
         assert f'<section id="{section}">' in html, section
     st = status(sweep_dir)
-    assert len(st.runs) == 4 and all(r.state == "completed" for r in st.runs)
+    assert len(st.runs) == 5 and all(r.state == "completed" for r in st.runs)
     runs = re.search(r'<section id="runs">.*?</section>', html, flags=re.S).group(0)
     measured = re.search(r'<section id="measured">.*?</section>', html, flags=re.S).group(0)
     for r in st.runs:
         assert f"<td>{r.run_id}</td>" in runs and f"<td>{r.run_id}</td>" in measured
-    assert "4 of 4 runs completed" in html
+    assert "5 of 5 runs completed" in html
+    refit = re.search(r'<section id="refit">.*?</section>', html, flags=re.S).group(0)
+    assert "refreshed fit (" in refit and "was not refreshed" not in refit
     assert "tiny-vit-28" in re.search(r'<section id="recommendation">.*?</section>', html, flags=re.S).group(0)
     assert not (sweep_dir / "results.parquet").exists()  # a report writes nothing into the sweep
 

@@ -44,7 +44,10 @@ def test_extrapolation_and_finding_term_warnings():
     assert r.extrapolation and r.rows[0]["extrapolation"]
     assert any("outside the fitted compute range" in w for w in r.warnings)
     r = rank_plan([plan_row("ViT-B-32", 1e9, 4e8, q=0.4)])
-    assert any("finding-based" in w and "quality_clean" in w for w in r.warnings)
+    assert any("stated assumptions" in w and "quality_clean" in w for w in r.warnings)
+    a = {x["name"]: x for x in r.assumptions}
+    assert a["quality_clean"]["range"] == [0.3, 0.6] and not a["quality_clean"]["fitted"]
+    assert a["quality_clean"]["citation"] and a["quality_clean"]["value"] == pytest.approx(0.4)
 
 
 def test_rank_with_a_fit_file_and_bad_fit_files(tmp_path):

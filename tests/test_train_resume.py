@@ -67,12 +67,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_match_one_process(demo_data, micro_model, one_thread, tmp_path):  # noqa: F811
-    """Same global batch (64 = 2 × 32), same data, same init: same loss curve (incl. an uneven last step)."""
+def test_two_gloo_processes_match_one_process(demo_data, micro_model, one_thread, tmp_path, monkeypatch):  # noqa: F811
+    """Same global batch (64 = 2 × 32), same data, same init: same loss curve (incl. an uneven last step).
+    The CLIP view's random crop is made deterministic in both (ranks draw their own crops by design)."""
     import torch.multiprocessing as mp
 
     from runners.train import train
-    from tests._train_fixtures import distributed_worker
+    from tests._train_fixtures import deterministic_clip_view, distributed_worker
+
+    deterministic_clip_view(monkeypatch)
 
     shards, evald = demo_data
     cfg = micro_cfg(micro_model, shards, evald, samples_seen=3 * 64 + 17)  # last step: 17 = 9 + 8 samples

@@ -71,21 +71,52 @@ def load_rows(paths, metric: str) -> list[dict]:
     return rows
 
 
-def _prior_fixed(own_rows: list[dict], metric: str) -> dict:
-    """Finding-based terms the user's own rows cannot identify keep the prior's values."""
-    import numpy as np
+#: Names under which the prior's evaluation set (ImageNet-1k validation) appears in results tables.
+IMAGENET_NAMES = ("imagenet-1k", "imagenet", "imagenet1k", "ilsvrc2012", "imagenet-val", "in1k")
 
-    from planner.scaling.data import build_features
-    from planner.scaling.fit import free_mask
-    from planner.scaling.forms import TERM_PARAMS, make_form
-    from planner.scaling.predict import load_model
 
-    prior = load_model(None)
-    x = build_features(own_rows, metric=metric)
-    form = make_form("saturating")
-    free = dict(zip(form.params, free_mask(form, x)))
-    params = dict(zip(prior.form.params, np.asarray(prior.theta, dtype=float)))
-    return {n: float(params[n]) for n in TERM_PARAMS if not free[n] and n in params}
+def _eval_sets(rows: list[dict]) -> list[str]:
+    return sorted({str(r.get("eval_dataset")).strip() for r in rows if r.get("eval_dataset")})
+
+
+def pooling_refusal(own: list[dict], metric: str) -> str | None:
+    """Why ``own`` rows must not be pooled with the published (ImageNet) prior, or None.
+
+    The prior's rows are ImageNet-1k zero-shot top-1; a study on another evaluation set (or another metric)
+    measures something else, and one law through both fits neither (a Fashion-MNIST study pooled with the
+    prior misses by ~20 points at 3x its compute; alone it extrapolates within a point). So such a study is
+    fitted alone."""
+    if metric != "zeroshot_top1":
+        return (f"the published prior reports ImageNet zeroshot_top1 only; fitting {metric} on your rows alone "
+                "(different metrics are never pooled into one law)")
+    other = [e for e in _eval_sets(own) if e.lower() not in IMAGENET_NAMES]
+    if other:
+        return (f"your rows are evaluated on {', '.join(other)}, the prior's on ImageNet-1k: different evaluation "
+                "sets are never pooled into one law, so your rows are fitted alone and predictions are in your "
+                "evaluation set's top-1")
+    return None
+
+
+def what_is_missing(own: list[dict], metric: str) -> str | None:
+    """What a fit of ``own`` alone lacks (and what to run next), or None when a law can be fitted."""
+    import math as _m
+
+    models = sorted({str(r["model"]) for r in own})
+    budgets = sorted({round(_m.log10(float(r["samples_seen"])), 2) for r in own})
+    if len(models) >= 2 and len(budgets) >= 2 or len(budgets) >= 3:
+        return None
+    have = (f"{len(own)} row{'s' if len(own) != 1 else ''}: {len(models)} model{'s' if len(models) != 1 else ''} "
+            f"({', '.join(models)}) at {len(budgets)} sample count{'s' if len(budgets) != 1 else ''}")
+    need = []
+    if len(budgets) < 3:
+        s = max(float(r["samples_seen"]) for r in own)
+        need.append(f"the same model at two or three more sample counts (e.g. {s / 4:.3g} and {s * 3:.3g} samples "
+                    "seen) to measure the data exponent")
+    if len(models) < 2:
+        need.append("a second model size (e.g. the next larger catalog model) at one of those counts, for the "
+                    "capacity term")
+    return (f"cannot fit a scaling law to {metric} from {have}: a law needs at least three compute points; "
+            "run next: " + "; ".join(need))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,21 +128,31 @@ def run(args: argparse.Namespace) -> int:
     own = load_rows(args.results, args.metric)
     rows = list(own)
     fixed: dict = {}
-    if not args.no_prior:
+    why_alone = None if args.no_prior else pooling_refusal(own, args.metric)
+    if why_alone:
+        fmt.warn(why_alone)
+    elif not args.no_prior:
         from planner.prior import published_rows
+        from planner.prior.build import PRIOR_ASSUMED
 
-        fixed = _prior_fixed(own, args.metric) if args.metric == "zeroshot_top1" else {}
-        if args.metric != "zeroshot_top1":
-            fmt.warn(f"the published prior reports zeroshot_top1 only; fitting {args.metric} without it")
-        else:
-            rows += published_rows(prior_only=True)
+        fixed = dict(PRIOR_ASSUMED)
+        rows += published_rows(prior_only=True)
+    missing = what_is_missing(own, args.metric)
+    if missing and (args.no_prior or why_alone):
+        from budget.errors import ConfigError
+
+        raise ConfigError(missing)
     n_work = args.bootstrap * len(rows)
     fit = _fit_with_progress(rows, args, fixed, show=n_work > 60_000 and sys.stderr.isatty())
     d = fit.to_dict()
     d["inputs"] = [str(p) for p in args.results]
-    d["prior_included"] = not args.no_prior and args.metric == "zeroshot_top1"
+    d["prior_included"] = not args.no_prior and not why_alone
+    d["prior_refused"] = why_alone
+    d["eval_dataset"] = _eval_sets(own)[0] if len(_eval_sets(own)) == 1 else None
     d["prior_fixed_terms"] = fixed
     d["n_own_rows"] = len(own)
+    if missing:
+        d["warnings"] = list(d["warnings"]) + [missing]
     try:
         write_atomic(out_path, json.dumps(d, separators=(",", ":")))
     except OSError as exc:
@@ -143,10 +184,14 @@ def _print(fit, d: dict, out_path: Path) -> None:
     rows = []
     for name in fit.param_names:
         lo, hi = ints[name]
-        state = "fitted" if name in fit.free else "fixed (finding-based)" if not name.startswith("pool:") else "fixed"
-        if name in d.get("prior_fixed_terms", {}):
-            state = "fixed (prior)"
-        rows.append([name, f"{fit.params[name]:.4g}", f"{lo:.4g} – {hi:.4g}" if name in fit.free else "-", state])
+        if name in fit.free:
+            state, cell = "fitted", f"{lo:.4g} – {hi:.4g}"
+        elif name in fit.assumed:
+            a_lo, a_hi = fit.assumed[name]
+            state, cell = "stated assumption, drawn from its range", f"{a_lo:.4g} – {a_hi:.4g}"
+        else:
+            state, cell = "fixed", "-"
+        rows.append([name, f"{fit.params[name]:.4g}", cell, state])
     fmt.render_table([("parameter", "left"), ("value", "right"), ("95% interval", "right"), ("", "left")], rows)
     err_rows = []
     for form, c in fit.candidates.items():
@@ -163,6 +208,10 @@ def _print(fit, d: dict, out_path: Path) -> None:
     fmt.render_table([("form", "left"), ("train RMSE", "right"), ("leave-one-model-out", "right"),
                       ("low→high compute", "right"), ("", "left")], err_rows,
                      title="error in points of top-1 (RMSE)")
+    disc = fit.discrepancy or {}
+    if disc.get("sigma_log_error"):
+        out.print(f"model discrepancy: sigma {disc['sigma_log_error']:.3g} on the form's log scale "
+                  f"({disc.get('method')}, {disc.get('n')} held-out points), added to every interval")
     s = fit.sensitivity
     if s.get("dropped_rows"):
         out.print(f"outlier sensitivity: refitting without each of the {len(s['dropped_rows'])} largest-residual "

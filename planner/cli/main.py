@@ -42,6 +42,7 @@ COMMANDS: tuple[str, ...] = (
     "cancel",
     "collect",
     "report",
+    "study",
 )
 
 EXIT_USAGE = 2

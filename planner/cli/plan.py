@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TABLE_ROWS = 20
 #: Keys of every JSON/CSV row, in order (the ranking keys follow when ranked).
 ROW_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PlanRow))
-RANK_KEYS: tuple[str, ...] = ("predicted_top1", "ci_low", "ci_high", "p_best", "recommended")
+RANK_KEYS: tuple[str, ...] = ("predicted_top1", "ci_low", "ci_high", "p_best", "recommended", "tied_with_best",
+                               "data_pool")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -92,6 +93,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     out = p.add_argument_group("ranking and output")
     out.add_argument("--fit", metavar="FIT.json",
                      help="rank with this scaling-law fit (from clipbudget fit; default: the built-in prior)")
+    out.add_argument("--data-pool", metavar="NAME", default=None,
+                     help="the pool the quality fractions are taken from: laion, wit, commonpool, yfcc15m, cc12m, "
+                          "cc3m, webli or custom (default: the fit's default pool; the built-in prior's is "
+                          "commonpool, a raw web pool ranked by image-text score, whose quality ladders are "
+                          "published at every scale; a pool without fitted rows is drawn as an assumption)")
     out.add_argument("--format", choices=fmt.FORMATS, default="table",
                      help="table (default), json (a list of objects) or csv; json/csv carry every row")
     out.add_argument("--top", type=fmt.positive_int, metavar="N",
@@ -132,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     warnings += plan.warnings
     from planner.scaling.rank import rank_plan
 
-    ranking = rank_plan(plan.rows, fit=args.fit)
+    ranking = rank_plan(plan.rows, fit=args.fit, data_pool=args.data_pool)
     rows = [dict(r) for r in ranking.rows]
     warnings += list(ranking.warnings)
 
@@ -236,6 +242,8 @@ def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warning
         mark = ""
         if r.get("recommended"):
             mark, highlight = "*", i
+        elif r.get("tied_with_best"):
+            mark = "="
         strategy = r["strategy"] + (f" {r['flip_mask_ratio']:.0%}" if r["strategy"] == "flip" else "")
         cells = [f"{mark}{i + 1}", str(r["model"]), strategy, f"{r['quality_fraction']:g}",
                  fmt.human_count(r["unique_samples"]), fmt.human_count(r["samples_seen"]), f"{r['epochs']:.3g}",
@@ -256,7 +264,15 @@ def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warning
             f"{fmt.human_count(r['samples_seen'])} samples seen ({r['epochs']:.3g} "
             f"epoch{'' if r['epochs'] == 1 else 's'}), predicted top-1 "
             f"{fmt.pct(r.get('predicted_top1'))} [{fmt.pct(r.get('ci_low'))}, {fmt.pct(r.get('ci_high'))}], "
-            f"best in {fmt.pct(r.get('p_best'), 0)} of bootstrap draws")
+            f"best in {fmt.pct(r.get('p_best'), 0)} of bootstrap draws; data pool {r.get('data_pool') or '-'}")
+    if ranking.tied:
+        footer.append(f"= tied with the recommended row within the uncertainty ({ranking.tied} row"
+                      f"{'s' if ranking.tied > 1 else ''}): equally good as far as the fit can tell")
+    if ranking.assumptions:
+        footer.append("stated assumptions behind these predictions (each drawn from its range in every bootstrap "
+                      "draw; values are the point estimate's):")
+        footer += [f"  {a['name']} = {a['value']:.4g} in [{a['range'][0]:.4g}, {a['range'][1]:.4g}]: "
+                   f"{a['statement']} ({a['citation']})" for a in ranking.assumptions]
     if any(r.get("extrapolation") for r in shown):
         footer.append("~ prediction outside the fitted data's range (extrapolation)")
     if len(rows) > len(shown):

@@ -46,6 +46,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help=f"FLIP's share of dropped patches, in [0, 1) (default {DEFAULT_FLIP_MASK_RATIO:g})")
     p.add_argument("--image-size", type=fmt.positive_int, default=None, metavar="PX")
     p.add_argument("--context-length", type=fmt.positive_int, default=None, metavar="TOKENS")
+    p.add_argument("--data-pool", metavar="NAME", default=None,
+                   help="the data pool the run trains on: laion, wit, commonpool, yfcc15m, cc12m, cc3m, webli or "
+                        "custom (default: the fit's default pool; the built-in prior's is commonpool, a raw web "
+                        "pool ranked by image-text score, where quality ladders are published at every scale)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=run)
     return p
@@ -62,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     res = predict_config(model=args.model, samples_seen=args.samples_seen, unique_samples=args.unique_samples,
                          quality_fraction=args.quality_fraction, strategy=args.strategy,
                          flip_mask_ratio=args.flip_mask if args.strategy == "flip" else None,
-                         image_size=args.image_size, context_length=args.context_length, fit=args.fit)
+                         image_size=args.image_size, context_length=args.context_length, fit=args.fit,
+                         data_pool=args.data_pool)
     if args.format == "json":
         json.dump(res, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -74,11 +79,13 @@ def run(args: argparse.Namespace) -> int:
               f"{fmt.sci(res['total_gflops'])} GFLOPs (paper convention)")
     out.print(f"predicted zero-shot top-1: [bold]{fmt.pct(res['predicted_top1'])}[/bold] "
               f"(95% interval {fmt.pct(res['ci_low'])} – {fmt.pct(res['ci_high'])})")
-    out.print(f"fit: {res['fit']}, {res['form']} form")
-    if res["extrapolation"]:
-        fmt.warn("outside the fitted data's compute range: this prediction is an extrapolation")
-    terms = [t for t in res["finding_terms"] if t != "gamma"]
-    if terms:
-        fmt.warn("rests on finding-based terms (no published numbers): " + ", ".join(terms))
+    out.print(f"fit: {res['fit']}, {res['form']} form, metric {res['metric']}, data pool {res['data_pool'] or '-'}")
+    for w in res["warnings"]:
+        fmt.warn(w)
+    if res["assumptions"]:
+        out.print("stated assumptions behind this answer (each drawn from its range in every bootstrap draw):")
+        for a in res["assumptions"]:
+            out.print(f"  {a['name']} = {a['value']:.4g} (range {a['range'][0]:.4g} – {a['range'][1]:.4g}): "
+                      f"{a['statement']} [{a['citation']}]", soft_wrap=True)
     out.print("sources: " + "; ".join(res["sources"]), soft_wrap=True)
     return 0

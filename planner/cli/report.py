@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from budget.hardware import DEFAULT_GPU, DEFAULT_MFU
 from planner.cli import _format as fmt
 from planner.plan import (
     DEFAULT_FLIP_MASK_RATIO,
@@ -54,8 +55,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="paper convention: per-sample forward GFLOPs x samples seen (e.g. 1e10)")
     budget.add_argument("--flops", type=fmt.positive_number, metavar="X", help="the same in FLOPs")
     budget.add_argument("--gpu-hours", type=fmt.positive_number, metavar="H", help="GPU-hours on --gpu at --mfu")
-    p.add_argument("--gpu", default="A100", help="GPU for GPU-hours (default A100)")
-    p.add_argument("--mfu", type=fmt.fraction, default=0.4, help="model-FLOPs utilisation in (0, 1] (default 0.4)")
+    p.add_argument("--gpu", default=DEFAULT_GPU, help=f"GPU for GPU-hours (default {DEFAULT_GPU})")
+    p.add_argument("--mfu", type=fmt.fraction, default=DEFAULT_MFU,
+                   help=f"model-FLOPs utilisation in (0, 1] (default {DEFAULT_MFU:g})")
     grid = p.add_argument_group("plan options (as clipbudget plan)")
     grid.add_argument("--models", nargs="+", metavar="MODEL", help=f"default: {' '.join(DEFAULT_MODELS)}")
     grid.add_argument("--strategies", nargs="+", metavar="S", help="clip slip flip clip_aug (default: all four)")

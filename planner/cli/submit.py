@@ -17,8 +17,8 @@ import json
 import sys
 
 from planner.cli._format import positive_int
-
-EXECUTORS = ("debug", "local", "slurm")  # runners.executors.EXECUTORS (not imported: keep --help light)
+# light: the back-end registry and the resources (no submitit, no torch)
+from runners.executors import EXECUTORS, RESOURCE_FIELDS, ResourceOverrides
 
 
 def add_resource_args(p: argparse.ArgumentParser) -> None:
@@ -38,14 +38,9 @@ def add_resource_args(p: argparse.ArgumentParser) -> None:
                    help="most requeues after preemption/timeout (submitit max_num_timeout; default 3)")
 
 
-def resource_overrides(args: argparse.Namespace):
+def resource_overrides(args: argparse.Namespace) -> ResourceOverrides:
     """The resource flags given on the command line, as one partial ``Resources`` (checked on creation)."""
-    from runners.executors import ResourceOverrides
-
-    return ResourceOverrides(
-        partition=args.partition, account=args.account, qos=args.qos, time_min=args.time_min,
-        gpus_per_node=args.gpus_per_node, nodes=args.nodes, cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb,
-    )  # fmt: skip
+    return ResourceOverrides(**{name: getattr(args, name, None) for name in RESOURCE_FIELDS})
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -26,6 +26,10 @@ from planner.scaling import terms
 log = logging.getLogger(__name__)
 
 REFERENCE_POOL = "laion"
+#: The pool ``plan``/``predict`` assume when none is named: a raw web pool ranked by an image-text score, as
+#: the plan's quality fractions assume. DataComp's CommonPool is the published such pool: its CLIP-score
+#: ladders are measured (and fitted) at four scales from ~1e8 to ~1e12 GFLOPs, so answers there are anchored.
+DEFAULT_DATA_POOL = "commonpool"
 #: Pools a user may name with ``--data-pool`` although the prior has no rows of them (drawn as assumptions).
 KNOWN_POOLS = ("laion", "wit", "commonpool", "yfcc15m", "cc12m", "cc3m", "webli")
 
@@ -38,12 +42,11 @@ def crossover_gap(fit, samples: float, gamma: float | None = None) -> float:
     theta = model.theta.copy()
     if gamma is not None:
         theta[model.form.index("gamma")] = gamma
-    from planner.scaling.forms import log_error
-    from planner.scaling.predict import to_accuracy
+    from planner.scaling.forms import accuracy, log_error
 
     x = model.features([{"model": m, "samples_seen": samples, "unique_samples": samples}
                         for m in ("ViT-L-16", "ViT-B-16")])
-    acc = to_accuracy(log_error(model.form, theta[None], x)[0])
+    acc = accuracy(model.form, log_error(model.form, theta[None], x)[0])
     return float(acc[0] - acc[1])
 
 
@@ -74,6 +77,7 @@ def build(n_boot: int = 1000, seed: int = 0, validate: bool = True) -> dict:
                                "crossover_samples_at_range_ends": [_crossover(fit, g) for g in (g_lo, g_hi)]}
     d["excluded_published_rows"] = [r["run_id"] for r in published_rows() if r.get("used_in_prior") != "1"]
     d["name"] = "clipbudget built-in prior"
+    d["default_data_pool"] = DEFAULT_DATA_POOL
     if validate:
         from planner.prior.validate import validate as run_validation
 

@@ -219,39 +219,43 @@ def training_rows(law: Law) -> list[dict]:
     return out
 
 
-def refit(rows: Sequence[Mapping], *, with_prior: bool = True, n_boot: int = 200, seed: int = 0) -> Law:
-    """Fit the scaling law to ``rows`` (plus the published prior rows) as ``clipbudget fit`` does; returns
-    the law, loaded from a temporary FIT.json (deleted afterwards) so that ranking reads it like any fit."""
-    from planner.scaling.fit import fit_rows
+def refit(results: Sequence[str | os.PathLike], *, n_boot: int = 200, seed: int = 0) -> Law:
+    """The fit ``clipbudget fit RESULTS --bootstrap n_boot`` makes of these results tables or folders (with the
+    published prior where that command pools it), held in memory.
 
-    own = [dict(r, source=r.get("source") or "own") for r in rows]
-    data = list(own)
-    fixed: dict = {}
-    if with_prior:
-        from planner.cli.fit import _prior_fixed
-        from planner.prior import published_rows
-
-        fixed = _prior_fixed(own, "zeroshot_top1")
-        data += published_rows(prior_only=True)
+    Runs the ``fit`` command in-process, output captured: the policy of what may be pooled with the prior
+    (evaluation sets, metrics) lives in that command, and its flags are a stable contract. Raises
+    :class:`ConfigError` with the command's one-line reason when it refuses.
+    """
+    import contextlib
+    import io
     import logging
 
-    quiet = logging.getLogger("planner.scaling")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # the fit's warnings travel in the result (shown by the report), not the log
-    try:
-        fit = fit_rows(data, n_boot=n_boot, seed=seed, fixed=fixed)
-    finally:
-        quiet.setLevel(level)
-    d = fit.to_dict()
-    d.update(prior_included=with_prior, prior_fixed_terms=fixed, n_own_rows=len(own), inputs=[])
+    from planner.cli.main import main
+
     with tempfile.TemporaryDirectory(prefix="clipbudget-report-") as tmp:
         p = Path(tmp) / "refit.json"
-        p.write_text(json.dumps(d), encoding="utf-8")
+        out, err = io.StringIO(), io.StringIO()
+        quiet = logging.getLogger("planner.scaling")  # the fit's warnings travel in FIT.json, shown by the report
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(["fit", *[str(r) for r in results], "--out", str(p), "--bootstrap", str(n_boot),
+                             "--seed", str(seed)])
+        finally:
+            quiet.setLevel(level)
+        if code != 0 or not p.is_file():
+            lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+            why = lines[-1].removeprefix("clipbudget: error: ") if lines else f"exit code {code}"
+            raise ConfigError(why)
         law = load_law(p)
-        # keep the law usable after the file is gone: ranking reads the path, so pin the parsed model
-        return Law(name=f"refreshed fit ({law.form} form, {len(own)} own rows + prior)" if with_prior
-                   else f"refreshed fit ({law.form} form, {len(own)} own rows)", form=law.form, path=None,
-                   compute_range_gflops=law.compute_range_gflops, info=d, model=law.model)
+    info = dict(law.info)
+    own = info.get("n_own_rows", "?")
+    with_prior = bool(info.get("prior_included"))
+    name = f"refreshed fit ({law.form} form, {own} own rows{' + the published prior' if with_prior else ''})"
+    return Law(name=name, form=law.form, path=None, compute_range_gflops=law.compute_range_gflops, info=info,
+               model=law.model)
 
 
 def check_fit_file(path: str | os.PathLike) -> None:

@@ -421,8 +421,8 @@ def sweep_document(d: SweepData, *, top: int = 10) -> Document:
         ]))
     blocks: list = []
     if d.refit_name:
-        blocks.append(Para(f"{d.refit_name}: the scaling law refitted with this sweep's completed runs "
-                           "(plus the published prior rows).", "lead"))
+        blocks.append(Para(f"{d.refit_name}: the scaling law refitted with this sweep's completed runs, as "
+                           f"'clipbudget fit {d.sweep_dir}/results' fits them.", "lead"))
         prow = [[p["name"], f"{p['value']:.4g}",
                  f"{p['ci_low']:.4g} – {p['ci_high']:.4g}" if p["ci_low"] is not None else "-", p["status"]]
                 for p in d.refit_parameters]

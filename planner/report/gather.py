@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from budget.errors import ConfigError
+from budget.hardware import DEFAULT_GPU, DEFAULT_MFU
 from planner.plan import (
     DEFAULT_FLIP_MASK_RATIO,
     DEFAULT_MAX_EPOCHS,
@@ -57,7 +58,8 @@ class PlanOptions:
     image_size: int | None = None
     context_length: int | None = None
 
-    def enumerate(self, budget_gflops: float, *, gpu: str = "A100", mfu: float = 0.4, **override: Any) -> Any:
+    def enumerate(self, budget_gflops: float, *, gpu: str = DEFAULT_GPU, mfu: float = DEFAULT_MFU,
+                  **override: Any) -> Any:
         from planner.plan import enumerate_plan
 
         kw = dict(models=self.models, strategies=self.strategies, quality_fractions=self.quality_fractions,
@@ -384,7 +386,7 @@ def _gflops_per_sample(model: str) -> float | None:
 
 
 def sweep_data(sweep_dir: str | os.PathLike, *, law: Law | None = None, refit_bootstrap: int = 200,
-               gpu: str = "A100", mfu: float = 0.4) -> SweepData:
+               gpu: str = DEFAULT_GPU, mfu: float = DEFAULT_MFU) -> SweepData:
     """What the report from a sweep shows. Reads the sweep folder (nothing is written there).
 
     Raises:
@@ -421,7 +423,7 @@ def sweep_data(sweep_dir: str | os.PathLike, *, law: Law | None = None, refit_bo
 
     refit_law, note = None, None
     try:
-        refit_law = _scaling.refit(predictable, n_boot=refit_bootstrap)
+        refit_law = _scaling.refit([root / "results"], n_boot=refit_bootstrap)
     except ConfigError as exc:
         note = f"the fit was not refreshed: {exc}"
     except Exception as exc:  # noqa: BLE001 - the report still shows the runs when a refit fails
@@ -452,9 +454,16 @@ def sweep_data(sweep_dir: str | os.PathLike, *, law: Law | None = None, refit_bo
         refit_name=refit_law.name if refit_law else None, refit_note=note,
         refit_parameters=_scaling.parameters(refit_law) if refit_law else [],
         refit_validation=_scaling.validation(refit_law) if refit_law else [],
-        refit_warnings=[str(w) for w in (refit_law.info.get("warnings", ()) if refit_law else ())],
+        refit_warnings=_refit_warnings(refit_law),
         recommendation_budget_gflops=rec_budget, recommendation=rec_rows, warnings=warnings,
     )
+
+
+def _refit_warnings(law: Law | None) -> list[str]:
+    if law is None:
+        return []
+    out = [f"fitted without the published prior: {law.info['prior_refused']}"] if law.info.get("prior_refused") else []
+    return out + [str(w) for w in law.info.get("warnings", ())]
 
 
 def _completed_rows(root: Path, run_ids: set[str]) -> list[dict]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from planner.scaling.forms import Form, log_error
+from planner.scaling.forms import Form, log_error, target as form_target
 
 
 def huber(r: np.ndarray, delta: float) -> np.ndarray:
@@ -25,7 +25,7 @@ def huber(r: np.ndarray, delta: float) -> np.ndarray:
 def batched_lm(form: Form, x, theta0: np.ndarray, free: np.ndarray, weights: np.ndarray, *,
                delta: float = 0.05, iters: int = 40) -> tuple[np.ndarray, np.ndarray]:
     """Refit ``B`` weighted problems at once from ``theta0 [B, P]`` (weights ``[B, n]``): (theta, loss)."""
-    target = np.log1p(-x.y)[None, :]
+    target = form_target(form, x.y)[None, :]
     lo = np.asarray(form.lower)
     hi = np.asarray(form.upper)
     free_idx = np.flatnonzero(free)

@@ -29,6 +29,8 @@ from planner.scaling.bootstrap import bootstrap_draws, huber
 from planner.scaling.data import Features, build_features, data_hash, select_frontier
 from planner.scaling import terms
 from planner.scaling.forms import CORE_SATURATING, FORM_NAMES, TERM_PARAMS, Form, log_error, make_form
+from planner.scaling.forms import accuracy as form_accuracy
+from planner.scaling.forms import target as form_target
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class FitResult:
     assumed: dict = field(default_factory=dict)  # {name: (low, high)}: assumptions drawn in every draw
     discrepancy: dict = field(default_factory=dict)  # {"sigma_log_error": s, "groups": ..., "n": ...}
     quality_pools: tuple[str, ...] = ()
+    pool_compute_ranges: dict = field(default_factory=dict)  # {"pool:<name>": (lo, hi)} GFLOPs, paper convention
 
     @property
     def params(self) -> dict[str, float]:
@@ -99,6 +102,7 @@ class FitResult:
             if self.form == "saturating" else [],
             "discrepancy": self.discrepancy,
             "quality_pools": list(self.quality_pools),
+            "pool_compute_ranges": {k: list(v) for k, v in self.pool_compute_ranges.items()},
             "intervals_95": {n: list(v) for n, v in ints.items()},
             "covariance_free": self.covariance(),
             "draws": np.round(self.draws, 7).tolist(),
@@ -228,7 +232,7 @@ def fit_point(form: Form, x: Features, free: np.ndarray, base: np.ndarray, *, st
 
     from planner.scaling.bootstrap import batched_lm
 
-    target = np.log1p(-x.y)[None, :]
+    target = form_target(form, x.y)[None, :]
     w = np.ones(len(x)) if weights is None else weights
     free_idx = np.flatnonzero(free)
     lo, hi = np.asarray(form.lower)[free_idx], np.asarray(form.upper)[free_idx]
@@ -252,7 +256,7 @@ def fit_point(form: Form, x: Features, free: np.ndarray, base: np.ndarray, *, st
 
 
 def _errors_points(form: Form, theta: np.ndarray, x: Features) -> dict:
-    pred = _acc(log_error(form, theta, x)[0])
+    pred = _acc(form, log_error(form, theta, x)[0])
     d = (pred - x.y) * 100.0
     return {"rmse_points": float(np.sqrt(np.mean(d * d))), "mae_points": float(np.mean(np.abs(d))), "n": len(x)}
 
@@ -278,7 +282,7 @@ def heldout_errors(form: Form, x: Features, fixed: Mapping[str, float], base: np
             th = _refit(form, x.take(train), fixed, base, delta, quick=True)
             if th is None:
                 continue
-            preds.append(_acc(log_error(form, th, x.take(test))[0]))
+            preds.append(_acc(form, log_error(form, th, x.take(test))[0]))
             obs.append(x.y[test])
         if preds:
             d = (np.concatenate(preds) - np.concatenate(obs)) * 100
@@ -293,10 +297,8 @@ def heldout_errors(form: Form, x: Features, fixed: Mapping[str, float], base: np
     return out
 
 
-def _acc(log_err: np.ndarray) -> np.ndarray:
-    from planner.scaling.predict import to_accuracy
-
-    return to_accuracy(log_err)
+def _acc(form: Form, out: np.ndarray) -> np.ndarray:
+    return form_accuracy(form, out)
 
 
 def _heldout_score(h: dict) -> float:
@@ -306,15 +308,15 @@ def _heldout_score(h: dict) -> float:
 
 def sensitivity(form: Form, x: Features, theta: np.ndarray, free: np.ndarray, delta: float, k: int = 5) -> dict:
     """Refit without each of the ``k`` most influential points (largest |residual|); report the spread."""
-    r = log_error(form, theta, x)[0] - np.log1p(-x.y)
+    r = log_error(form, theta, x)[0] - form_target(form, x.y)
     order = np.argsort(-np.abs(r))[: min(k, max(len(x) - int(free.sum()) - 1, 0))]
-    base_pred = _acc(log_error(form, theta, x)[0])
+    base_pred = _acc(form, log_error(form, theta, x)[0])
     changes, params = [], []
     for i in order:
         keep = np.ones(len(x), dtype=bool)
         keep[i] = False
         th, _, _ = fit_point(form, x.take(keep), free, theta, starts=[theta], delta=delta)
-        pred = _acc(log_error(form, th, x)[0])
+        pred = _acc(form, log_error(form, th, x)[0])
         changes.append(float(np.max(np.abs(pred - base_pred)) * 100))
         params.append(th)
     if not changes:
@@ -477,12 +479,14 @@ def _fit_rows(
         assumed=ranges,
         discrepancy=disc,
         quality_pools=quality_pools,
+        pool_compute_ranges={str(k): (float(x.total_gflops[x.pool_key == k].min()),
+                                      float(x.total_gflops[x.pool_key == k].max())) for k in np.unique(x.pool_key)},
     )
 
 
 def discrepancy_sigma(form: Form, x: Features, theta: np.ndarray, fixed: Mapping[str, float], groups: np.ndarray,
                       *, delta: float = HUBER_DELTA, assumed=None, seed: int = 0, level: float = 0.95,
-                      n_boot: int = 100) -> dict:
+                      n_boot: int = 60) -> dict:
     """Model discrepancy (log-error scale) by split-conformal calibration on held-out groups.
 
     Groups are the sources (``published:<key>``, ``own``) when there are three or more, else the models.
@@ -510,11 +514,11 @@ def discrepancy_sigma(form: Form, x: Features, theta: np.ndarray, fixed: Mapping
         xs = x.take(test)
         le = log_error(form, dr, xs)
         point = log_error(form, th[None], xs)[0]
-        r = np.log1p(-xs.y) - point
+        r = form_target(form, xs.y) - point
         sd = np.std(le, axis=0)
         need.append(np.sqrt(np.maximum((r / z) ** 2 - sd ** 2, 0.0)))
         sds.append(sd)
-        dp = (to_acc(point) - xs.y) * 100
+        dp = (to_acc(form, point) - xs.y) * 100
         per_group[str(g)] = {"n": int(test.sum()), "mae_points": float(np.mean(np.abs(dp))),
                              "max_abs_points": float(np.max(np.abs(dp))),
                              "sigma_needed_max": float(need[-1].max())}

@@ -35,7 +35,7 @@ import numpy as np
 from budget.errors import ConfigError
 from planner.scaling import terms
 from planner.scaling.data import Features, build_features
-from planner.scaling.forms import CORE_SATURATING, Form, log_error, make_form
+from planner.scaling.forms import CORE_SATURATING, Form, accuracy, log_error, make_form
 
 PRIOR_PATH = Path(__file__).resolve().parent.parent / "prior" / "prior_fit.json"
 PRIOR_NAME = "built-in prior (published results + finding-based terms)"
@@ -46,7 +46,8 @@ CHANCE_TOP1 = 1e-3
 
 
 def to_accuracy(log_err: np.ndarray) -> np.ndarray:
-    """Top-1 from log error, floored at chance (:data:`CHANCE_TOP1`)."""
+    """Top-1 from log error (the ``cherti`` form's output), floored at chance (:data:`CHANCE_TOP1`); for any
+    form use :func:`planner.scaling.forms.accuracy`."""
     return np.clip(1.0 - np.exp(log_err), CHANCE_TOP1, 1.0)
 
 
@@ -106,21 +107,38 @@ class ScalingModel:
     def predict(self, rows: Sequence[Mapping] | Features, level: float = 0.95) -> Prediction:
         """Predict zero-shot top-1 for ``rows`` (mappings as in :func:`planner.scaling.data.build_features`)."""
         x = rows if isinstance(rows, Features) else self.features(rows)
-        point = to_accuracy(log_error(self.form, self.theta[None, :], x)[0])
+        point = accuracy(self.form, log_error(self.form, self.theta[None, :], x)[0])
         le = log_error(self.form, self.draws, x)
-        acc = to_accuracy(le)
+        acc = accuracy(self.form, le)
         a = (1 - level) / 2 * 100
         sigma = self.discrepancy_sigma
         if sigma > 0:  # predictive draws: a fixed normal stream, so answers are reproducible
             eps = np.random.default_rng(12345).standard_normal(le.shape) * sigma
-            lo, hi = np.percentile(to_accuracy(le + eps), [a, 100 - a], axis=0)
+            lo, hi = np.percentile(accuracy(self.form, le + eps), [a, 100 - a], axis=0)
         else:
             lo, hi = np.percentile(acc, [a, 100 - a], axis=0)
         lo, hi = np.minimum(lo, point), np.maximum(hi, point)
-        c_lo, c_hi = self.compute_range_gflops
-        extra = (x.total_gflops < c_lo * 0.999) | (x.total_gflops > c_hi * 1.001)
+        extra = self.outside_data(x)
         return Prediction(top1=point, ci_low=lo, ci_high=hi, draws=acc, extrapolation=extra,
                           finding_terms=self._rows_terms(x))
+
+    def outside_data(self, x: Features) -> np.ndarray:
+        """Per row: outside the total-compute range of the fitted rows of the row's own pool (the whole fit's
+        range for fits without per-pool ranges); a pool with no fitted rows is always outside."""
+        ranges = self.info.get("pool_compute_ranges") or {}
+        c_lo, c_hi = self.compute_range_gflops
+        lo = np.full(len(x), c_lo)
+        hi = np.full(len(x), c_hi)
+        if ranges:
+            for i, key in enumerate(x.pool_key):
+                lo[i], hi[i] = ranges.get(key, (np.inf, -np.inf))
+        return (x.total_gflops < lo * 0.999) | (x.total_gflops > hi * 1.001)
+
+    @property
+    def default_pool(self) -> str:
+        """The pool predictions are for when a row names none: the fit's ``default_data_pool`` (the prior:
+        ``commonpool``, see :mod:`planner.prior.build`), else its reference pool."""
+        return str(self.info.get("default_data_pool") or self.reference_pool)
 
     @property
     def discrepancy_sigma(self) -> float:
@@ -203,11 +221,13 @@ def predict_config(*, model: str, samples_seen: float, unique_samples: float, qu
     ``fit``, ``metric``, ``extrapolation`` (outside the fitted total-compute range), ``finding_terms`` (names
     of the stated assumptions the prediction rests on), ``assumptions`` (those, with ``value`` and the
     ``range`` every bootstrap draw samples, ``statement`` and ``citation``), ``total_gflops`` (paper
-    convention), ``data_pool`` (None: the fit's reference pool), ``sources``.
+    convention), ``data_pool`` (default: the fit's :attr:`ScalingModel.default_pool`), ``warnings``,
+    ``sources``.
     """
     if not samples_seen > 0 or not unique_samples > 0:
         raise ConfigError(f"samples_seen={samples_seen:g} and unique_samples={unique_samples:g} must be positive")
     m = load_model(fit)
+    data_pool = data_pool or m.default_pool or None
     row = {"model": model, "samples_seen": samples_seen, "unique_samples": unique_samples,
            "quality_fraction": quality_fraction, "strategy": strategy, "image_size": image_size,
            "context_length": context_length, "data_pool": data_pool}
@@ -216,6 +236,12 @@ def predict_config(*, model: str, samples_seen: float, unique_samples: float, qu
     x = m.features([row])
     p = m.predict(x)
     used = p.finding_terms[0]
+    warnings = []
+    if strategy == "flip" and float(x.mask[0]) > terms.FLIP_MAX_PUBLISHED_MASK:
+        warnings.append(f"FLIP mask {float(x.mask[0]):g} is beyond the largest published mask "
+                        f"({terms.FLIP_MAX_PUBLISHED_MASK:g}, FLIP Table 1): the mask term is extrapolated")
+    if p.extrapolation[0]:
+        warnings.append("outside the compute range of the fitted data for this pool: an extrapolation")
     return {
         "model": model,
         "strategy": strategy,
@@ -233,6 +259,7 @@ def predict_config(*, model: str, samples_seen: float, unique_samples: float, qu
         "extrapolation": bool(p.extrapolation[0]),
         "finding_terms": used,
         "assumptions": m.assumptions(used),
+        "warnings": warnings,
         "sources": list(m.sources) + term_citations(used),
     }
 

@@ -1,8 +1,17 @@
-"""Rank a plan's rows by predicted zero-shot top-1 with intervals and the probability of being best.
+"""Rank a plan's rows by predicted zero-shot top-1 with intervals, the probability of being best and ties.
 
 ``rank_plan(rows, fit=None)`` is what ``clipbudget plan`` calls: ``rows`` are :class:`planner.plan.PlanRow`
-objects or dicts with the same keys; ``fit`` is ``None`` (the built-in prior) or a FIT.json path.
-Vectorised over rows × bootstrap draws; numpy only.
+objects or dicts with the same keys (optionally ``data_pool``, ``batch_size``); ``fit`` is ``None`` (the
+built-in prior) or a FIT.json path. Vectorised over rows × bootstrap draws; numpy only.
+
+Each ranked row gains: ``predicted_top1``, ``ci_low``, ``ci_high`` (95 % predictive interval, fractions, in
+the fit's metric), ``p_best`` (share of parameter/assumption draws in which the row is best; the draws
+include every stated assumption), ``recommended`` (exactly one row), ``tied_with_best`` (True when the
+uncertainty cannot separate the row from the recommended one: it beats it in at least
+:data:`TIE_SHARE` of the paired draws, or their predictions differ by less than :data:`TIE_POINTS`),
+``extrapolation`` and ``finding_terms`` (the stated assumptions the row rests on). The :class:`Ranking`
+carries ``assumptions`` (every stated assumption behind the ranked rows, with value, range and citation),
+``tied`` (how many rows are tied with the best), ``metric`` and the fit's warnings and sources.
 
 Example:
     >>> r = rank_plan([{"model": "ViT-B-32", "strategy": "clip", "samples_seen": 1e9, "unique_samples": 1e9,
@@ -25,16 +34,26 @@ from budget.errors import ConfigError
 from planner.scaling.predict import load_model, term_citations
 
 
+#: A row that beats the recommended one in at least this share of paired draws is tied with it.
+TIE_SHARE = 0.05
+#: Rows whose point predictions differ by less than this (fraction; DataComp's seed-to-seed spread is ≈0.2
+#: points on ImageNet) are tied whatever the draws say.
+TIE_POINTS = 0.002
+
+
 @dataclass(frozen=True)
 class Ranking:
-    """Rows best first, each with ``predicted_top1``, ``ci_low``, ``ci_high`` (95 %), ``p_best``,
-    ``recommended`` (exactly one True) and ``extrapolation``; plus the fit's name, warnings and sources."""
+    """Rows best first (see the module docstring for their keys); plus the fit's name, warnings, sources,
+    the stated assumptions behind the rows, the number of rows tied with the best and the metric."""
 
     rows: list[dict]
     fit_name: str
     warnings: list[str] = field(default_factory=list)
     extrapolation: bool = False
     sources: list[str] = field(default_factory=list)
+    assumptions: list[dict] = field(default_factory=list)
+    tied: int = 0
+    metric: str = "zeroshot_top1"
 
 
 def _as_dict(row) -> dict:
@@ -45,10 +64,18 @@ def _as_dict(row) -> dict:
     raise ConfigError(f"cannot rank a {type(row).__name__}; give PlanRow objects or dicts")
 
 
-def rank_plan(rows: Sequence, fit: str | os.PathLike | None = None) -> Ranking:
-    """Predict and rank ``rows`` (see module docstring). An empty ``rows`` gives an empty ranking."""
+def rank_plan(rows: Sequence, fit: str | os.PathLike | None = None, data_pool: str | None = None) -> Ranking:
+    """Predict and rank ``rows`` (see module docstring). An empty ``rows`` gives an empty ranking.
+
+    ``data_pool`` names the pool the rows train on where a row does not say (default: the fit's
+    :attr:`~planner.scaling.predict.ScalingModel.default_pool`).
+    """
     model = load_model(fit)
+    pool = model.default_pool if data_pool is None else data_pool
     dicts = [_as_dict(r) for r in rows]
+    for d in dicts:
+        if not d.get("data_pool"):
+            d["data_pool"] = pool
     if not dicts:
         return Ranking(rows=[], fit_name=model.name, warnings=[], extrapolation=False, sources=list(model.sources))
     x = model.features(dicts)
@@ -59,13 +86,16 @@ def rank_plan(rows: Sequence, fit: str | os.PathLike | None = None) -> Ranking:
     p_best = (is_best / is_best.sum(axis=1, keepdims=True)).mean(axis=0)
     hours = np.asarray([float(d.get("gpu_hours") or 0.0) for d in dicts])
     order = np.lexsort((hours, -np.round(p.top1, 12)))
+    top = order[0]
+    beats = (p.draws >= p.draws[:, top : top + 1] - 1e-12).mean(axis=0)  # paired: same draw, every row
+    tied = (beats >= TIE_SHARE) | (np.abs(p.top1 - p.top1[top]) < TIE_POINTS)
     out = []
     used_terms: set[str] = set()
     for rank, i in enumerate(order):
         d = dict(dicts[i])
         d.update(predicted_top1=float(p.top1[i]), ci_low=float(p.ci_low[i]), ci_high=float(p.ci_high[i]),
-                 p_best=float(p_best[i]), recommended=rank == 0, extrapolation=bool(p.extrapolation[i]),
-                 finding_terms=list(p.finding_terms[i]))
+                 p_best=float(p_best[i]), recommended=rank == 0, tied_with_best=bool(tied[i]),
+                 extrapolation=bool(p.extrapolation[i]), finding_terms=list(p.finding_terms[i]))
         used_terms.update(p.finding_terms[i])
         out.append(d)
     warnings = []
@@ -76,9 +106,15 @@ def rank_plan(rows: Sequence, fit: str | os.PathLike | None = None) -> Ranking:
                         f"({lo:.3g}–{hi:.3g} GFLOPs): their predictions are extrapolations")
     if out[0]["extrapolation"]:
         warnings.append("the recommended row is an extrapolation beyond the fitted data")
-    fixed_in_top = [t for t in out[0]["finding_terms"] if t != "gamma"]
+    n_tied = int(tied.sum()) - 1
+    if n_tied:
+        warnings.append(f"{n_tied} other row{'s' if n_tied > 1 else ''} cannot be told apart from the recommended "
+                        "one within the uncertainty (tied_with_best): treat them as equally good")
+    fixed_in_top = list(out[0]["finding_terms"])
     if fixed_in_top:
-        warnings.append("the recommendation rests on finding-based terms (no published numbers): "
+        warnings.append("the recommendation rests on stated assumptions (drawn from their ranges in every draw): "
                         + ", ".join(fixed_in_top))
     return Ranking(rows=out, fit_name=model.name, warnings=warnings, extrapolation=extra,
-                   sources=list(model.sources) + term_citations(sorted(used_terms)))
+                   sources=list(model.sources) + term_citations(sorted(used_terms)),
+                   assumptions=model.assumptions(sorted(used_terms)), tied=n_tied,
+                   metric=str(model.info.get("metric", "zeroshot_top1")))

@@ -5,7 +5,9 @@ it at a rung is an intermediate report ``trial.report(top1, step=rung GFLOPs)``,
 ``COMPLETE`` with its top-1 at the target, or ``PRUNED`` (by the rule, or when the budget ran out). Trial
 user attributes: ``config`` (the configuration and its row at the target) and ``run_<k>`` per rung run
 (``run_id``, ``gflops`` of that run, ``samples_seen``, ``sweep_dir``, ``result_path``), so
-``optuna-dashboard`` shows a study as it goes.
+``optuna-dashboard`` shows a study as it goes. Study user attributes: the spec (``clipbudget_spec``) and one
+``step_<observations>`` per decision (best lower bound, pruned configurations with their upper bounds,
+promotions).
 
 The loop (:func:`run_study`) keeps no state of its own: every pass re-reads the storage, so killing the
 process at any point and running the same command again continues the same study. A pass
@@ -91,6 +93,7 @@ class Prepared:
     budget_gflops: float
     grid_gflops: float
     skipped: tuple[str, ...]
+    law: Any = None  #: the StudyLaw the rows came from (its caches are shared with the pruner)
 
     @property
     def first_rung_gflops(self) -> float:
@@ -151,7 +154,7 @@ def prepare(spec: StudySpec) -> Prepared:
                           f"configurations at the smallest rung ({rungs[0]:.4g} GFLOPs) costs {first:.4g} GFLOPs; "
                           "raise --study-budget, add rungs or narrow the plan")
     return Prepared(spec=spec, rungs=rungs, keys=tuple(rows), rows={k: tuple(v) for k, v in rows.items()},
-                    costs=costs, budget_gflops=float(budget), grid_gflops=grid, skipped=tuple(skipped))
+                    costs=costs, budget_gflops=float(budget), grid_gflops=grid, skipped=tuple(skipped), law=slaw)
 
 
 # ------------------------------------------------------------------------------------------ executors
@@ -379,7 +382,7 @@ def run_study(spec: StudySpec, *, sweep_dir: str | os.PathLike, executor: str = 
     name = study_name or sweep_dir.resolve().name
     from planner.study.pruner import ScalingLawPruner
 
-    pruner = ScalingLawPruner(spec.target_gflops, plan_options=spec.options, policy=spec.policy, fit=spec.fit)
+    pruner = ScalingLawPruner(spec.target_gflops, study_law=prep.law)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     storage_obj = st.open_storage(url)
     study = st.open_study(storage_obj, name, spec.to_dict(), pruner=pruner, url=url)
@@ -475,7 +478,9 @@ class _Loop:
             attr = dict(r.attr, **where)
             if r.trial_id >= 0:
                 self.storage.set_trial_user_attr(r.trial_id, RUN_ATTR.format(r.rung), attr)
+                by_key[r.key].runs[r.rung] = attr
                 continue
+            views.append(TrialView(-1, -1, r.key, "RUNNING", {}, {r.rung: attr}))  # until the next read
             k = r.key
             target = self.prep.rows[k][-1]
             config = {"model": k[0], "strategy": k[1], "quality_fraction": k[2], "key": law.key_str(k),
@@ -498,6 +503,7 @@ class _Loop:
         if not pending:
             return 0, 0
         outcomes = self.runner.poll(pending)
+        by_id = {v.trial_id: v for v in views}
         done = 0
         for r in pending:
             o = outcomes.get(r.attr["run_id"])
@@ -508,14 +514,17 @@ class _Loop:
                 attr = dict(r.attr, status="failed", error=o.error or f"bad top-1 {o.top1!r}")
                 self.storage.set_trial_user_attr(r.trial_id, RUN_ATTR.format(r.rung), attr)
                 self.study.tell(r.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                by_id[r.trial_id].state = "FAIL"
                 log.warning("run %s of %s failed: %s", r.attr["run_id"], law.key_str(r.key), attr["error"])
                 continue
             if o.result_path:
                 self.storage.set_trial_user_attr(r.trial_id, RUN_ATTR.format(r.rung),
                                                  dict(r.attr, status="done", result_path=o.result_path))
             self.storage.set_trial_intermediate_value(r.trial_id, self.prep.rungs[r.rung], float(o.top1))
+            by_id[r.trial_id].reports[r.rung] = float(o.top1)
             if r.rung == len(self.prep.rungs) - 1:
                 self.study.tell(r.number, values=float(o.top1), skip_if_finished=True)
+                by_id[r.trial_id].state = "COMPLETE"
         return done, len(pending) - done
 
     # -- the loop
@@ -530,12 +539,10 @@ class _Loop:
             if missing:  # the first rung: every configuration (budget checked by prepare)
                 self.launch(missing, views)
                 self.steps += 1
-                self.emit("step", {"ledger": self.ledger(self.views()), "rung": 0, "launched": len(missing),
+                self.emit("step", {"ledger": self.ledger(views), "rung": 0, "launched": len(missing),
                                    "pruned": 0})
                 continue
-            done, in_flight = self.collect(views)
-            if done:
-                continue
+            done, in_flight = self.collect(views)  # updates ``views`` in place
             if in_flight:
                 time.sleep(self.poll_s)
                 continue
@@ -546,7 +553,7 @@ class _Loop:
             if fresh:  # trials without a first run (added by other code): run it
                 self.launch(fresh, views)
                 self.steps += 1
-                self.emit("step", {"ledger": self.ledger(self.views()), "rung": 0, "launched": len(fresh),
+                self.emit("step", {"ledger": self.ledger(views), "rung": 0, "launched": len(fresh),
                                    "pruned": 0})
                 continue
             post, obs = self.posterior(views)
@@ -554,11 +561,12 @@ class _Loop:
             d = decide(post, level_of={v.key: v.level for v in views if v.level >= 0}, alive=[v.key for v in alive],
                        rung_costs=self.prep.costs, remaining_gflops=led.remaining_gflops)
             by_key = {v.key: v for v in views}
+            # why: one study attribute per step (a write per pruned trial would double the writes)
+            self.study.set_user_attr(f"step_{len(obs)}", {
+                "observations": len(obs), "best_ci_low": d.best_lower_bound,
+                "pruned": {law.key_str(k): float(post.ci_high[post.index(k)]) for k in d.prune},
+                "promoted": {law.key_str(k): r for k, r in d.promote.items()}})
             for k in d.prune:
-                i = post.index(k)
-                self.storage.set_trial_user_attr(by_key[k].trial_id, "pruned_by",
-                                                 {"rule": "upper bound below best lower bound",
-                                                  "ci_high": float(post.ci_high[i]), "best_ci_low": d.best_lower_bound})
                 self._end(by_key[k], optuna.trial.TrialState.PRUNED)
             if not d.promote:
                 for v in alive:
@@ -568,7 +576,7 @@ class _Loop:
                 continue
             self.launch(d.promote, views)
             self.steps += 1
-            self.emit("step", {"ledger": self.ledger(self.views()), "rung": max(d.promote.values()),
+            self.emit("step", {"ledger": self.ledger(views), "rung": max(d.promote.values()),
                                "launched": len(d.promote), "pruned": len(d.prune),
                                "best_lower_bound": d.best_lower_bound})
 
@@ -578,6 +586,7 @@ class _Loop:
         One storage write, no re-read of the trial (``study.tell`` reads it twice first)."""
         value = v.reports.get(v.level)
         self.storage.set_trial_state_values(v.trial_id, state, None if value is None else [value])
+        v.state = state.name
 
     def posterior(self, views: list[TrialView]) -> tuple[Any, list[Observation]]:
         obs = [Observation(v.key, float(self.prep.rungs[k]), top1) for v in views for k, top1 in sorted(v.reports.items())]

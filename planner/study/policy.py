@@ -169,6 +169,14 @@ class StudyLaw:
 
     def posterior(self, observations: Sequence[Observation], keys: Sequence[Key]) -> Posterior:
         """Refit on ``observations`` and predict at the target for ``keys`` (see the module docstring)."""
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - ships with scipy/scikit-learn stacks
+            return self._posterior(observations, keys)
+        with threadpool_limits(1):  # one study-sized solve: threads only contend on shared cores
+            return self._posterior(observations, keys)
+
+    def _posterior(self, observations: Sequence[Observation], keys: Sequence[Key]) -> Posterior:
         from scipy.linalg import cho_factor, cho_solve, solve_triangular
 
         c = self.config

@@ -56,11 +56,12 @@ class ScalingLawPruner(optuna.pruners.BasePruner):
         plan_options: how rows are enumerated at each reported compute (default: the plan's defaults).
         policy: the refit's settings (confidence level, deviation scales).
         fit: a FIT.json to start from (default: the built-in prior).
+        study_law: a :class:`StudyLaw` to share (its caches) instead of building one from the above.
     """
 
     def __init__(self, target_gflops: float, *, plan_options: PlanOptions | None = None,
-                 policy: PolicyConfig | None = None, fit: str | None = None):
-        self.law = StudyLaw(target_gflops, plan_options or PlanOptions(), policy or PolicyConfig(), fit)
+                 policy: PolicyConfig | None = None, fit: str | None = None, study_law: StudyLaw | None = None):
+        self.law = study_law or StudyLaw(target_gflops, plan_options or PlanOptions(), policy or PolicyConfig(), fit)
         self._cache: tuple[Any, Posterior] | None = None
 
     @property

@@ -6,7 +6,8 @@ URLs (Optuna's own, plus a scheme for its journal file):
 * ``journal:///PATH`` (or ``journal://RELATIVE``) — Optuna's journal file storage, for shared file systems
   where SQLite's locks are unreliable (NFS, Lustre);
 * ``mysql[+driver]://``, ``mariadb[+driver]://``, ``postgresql[+driver]://`` — a database server (Optuna's
-  RDB storage through SQLAlchemy), so that submitters and workers on a cluster share one study.
+  RDB storage through SQLAlchemy), so that submitters and workers on a cluster share one study;
+* ``memory://`` — Optuna's in-memory storage: this process only, nothing to resume (benchmarks).
 
 A study records its specification (target, plan options, rungs, budget, seed, policy) as the user attribute
 :data:`SPEC_ATTR`; re-opening it with a different one is an error, so a re-run continues the same study
@@ -18,7 +19,7 @@ Example:
     >>> check_url("redis://localhost")
     Traceback (most recent call last):
     ...
-    budget.errors.ConfigError: unknown storage URL scheme 'redis' in 'redis://localhost'; valid: sqlite:///FILE, journal:///FILE, mysql://, mariadb://, postgresql:// (optionally +driver, e.g. mysql+pymysql://)
+    budget.errors.ConfigError: unknown storage URL scheme 'redis' in 'redis://localhost'; valid: sqlite:///FILE, journal:///FILE, mysql://, mariadb://, postgresql:// (optionally +driver, e.g. mysql+pymysql://), memory://
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from budget.errors import ConfigError
 SPEC_ATTR = "clipbudget_spec"
 #: Schemes (before any ``+driver``) that name Optuna RDB storages.
 RDB_SCHEMES = ("sqlite", "mysql", "mariadb", "postgresql")
-VALID = "sqlite:///FILE, journal:///FILE, mysql://, mariadb://, postgresql:// (optionally +driver, e.g. mysql+pymysql://)"
+VALID = ("sqlite:///FILE, journal:///FILE, mysql://, mariadb://, postgresql:// (optionally +driver, e.g. "
+         "mysql+pymysql://), memory://")
 
 
 def default_url(sweep_dir: str | os.PathLike) -> str:
@@ -44,7 +46,7 @@ def default_url(sweep_dir: str | os.PathLike) -> str:
 
 
 def check_url(url: str) -> str:
-    """The storage kind (``sqlite``, ``journal``, ``mysql``, ``mariadb``, ``postgresql``) or ConfigError."""
+    """The storage kind (``sqlite``, ``journal``, ``mysql``, ``mariadb``, ``postgresql``, ``memory``) or ConfigError."""
     if "://" not in url:
         raise ConfigError(f"storage {url!r} is not a URL; valid: {VALID}")
     scheme = url.split("://", 1)[0].lower()
@@ -55,6 +57,8 @@ def check_url(url: str) -> str:
         return "journal"
     if base in RDB_SCHEMES:
         return base
+    if scheme == "memory":
+        return "memory"
     raise ConfigError(f"unknown storage URL scheme {scheme!r} in {url!r}; valid: {VALID}")
 
 
@@ -68,6 +72,8 @@ def open_storage(url: str) -> Any:
     import optuna
 
     kind = check_url(url)
+    if kind == "memory":
+        return optuna.storages.InMemoryStorage()
     if kind == "journal":
         from optuna.storages.journal import JournalFileBackend
 

@@ -99,6 +99,8 @@ class Backend(Protocol):
     unseen_grace_s: float
     #: Whether submitit may requeue its jobs (then ``Requeued job`` lines in the log count requeues).
     requeues: bool
+    #: Whether jobs can be queued held (``submit --hold``).
+    holds: bool
 
     def problems(self, res: Resources) -> list[str]: ...
     def check_environment(self, shapes: Sequence[Resources]) -> list[str]: ...
@@ -116,13 +118,17 @@ class Backend(Protocol):
 # ------------------------------------------------------------------------ shared by the back-ends
 
 
-def slurm_only_problems(kind: str, res: Resources) -> list[str]:
-    """The SLURM-only fields ``res`` sets, for back-end ``kind`` that cannot honour them."""
-    return [
+def this_machine_problems(kind: str, res: Resources, *, gpu_problems: Sequence[str] = ()) -> list[str]:
+    """What back-end ``kind``, which runs jobs on this machine only, cannot honour in ``res``: more than
+    one node, ``gpu_problems`` (the back-end's own), and the SLURM-only fields."""
+    out = [f"nodes={res.nodes} needs --executor slurm ({kind} runs on this machine only)"] if res.nodes > 1 else []
+    out += gpu_problems
+    out += [
         f"--{name} {getattr(res, name)!r} applies to --executor slurm only (got {kind})"
         for name in ("partition", "account", "qos", "constraint")
         if getattr(res, name) is not None
     ]
+    return out
 
 
 def signal_delay_s(time_min: int) -> int:
@@ -220,6 +226,6 @@ __all__ = [
     "pid_alive",
     "result_error",
     "signal_delay_s",
-    "slurm_only_problems",
     "submit_batch",
+    "this_machine_problems",
 ]

@@ -24,8 +24,8 @@ from runners.executors.base import (
     cancel_each,
     job_log,
     pid_alive,
-    slurm_only_problems,
     submit_batch,
+    this_machine_problems,
 )
 from runners.executors.resources import Resources
 
@@ -71,14 +71,14 @@ class DebugBackend:
     name = "debug"
     unseen_grace_s = 0.0
     requeues = False
+    holds = False
 
     def problems(self, res: Resources) -> list[str]:
-        out = []
-        if res.nodes > 1:
-            out.append(f"nodes={res.nodes} needs --executor slurm (debug runs on this machine only)")
-        if res.gpus_per_node > 1:
-            out.append(f"gpus_per_node={res.gpus_per_node} needs --executor local or slurm (debug runs one process)")
-        return out + slurm_only_problems(self.name, res)
+        gpus = (
+            [f"gpus_per_node={res.gpus_per_node} needs --executor local or slurm (debug runs one process)"]
+            if res.gpus_per_node > 1 else []
+        )  # fmt: skip
+        return this_machine_problems(self.name, res, gpu_problems=gpus)
 
     def check_environment(self, shapes: Sequence[Resources]) -> list[str]:
         return []

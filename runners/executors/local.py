@@ -32,8 +32,8 @@ from runners.executors.base import (
     cancel_each,
     pid_alive,
     signal_delay_s,
-    slurm_only_problems,
     submit_batch,
+    this_machine_problems,
 )
 from runners.executors.resources import Resources
 
@@ -215,19 +215,15 @@ class LocalBackend:
     name = "local"
     unseen_grace_s = 0.0
     requeues = True
+    holds = False
 
     def problems(self, res: Resources) -> list[str]:
-        out = []
-        if res.nodes > 1:
-            out.append(f"nodes={res.nodes} needs --executor slurm (local runs on this machine only)")
-        if res.gpus_per_node > 0:
-            gpus = visible_gpus()
-            if len(gpus) < res.gpus_per_node:
-                out.append(
-                    f"gpus_per_node={res.gpus_per_node} but this machine has {len(gpus)} GPU(s) "
-                    f"(visible: {list(gpus) or 'none'})"
-                )
-        return out + slurm_only_problems(self.name, res)
+        gpus = visible_gpus() if res.gpus_per_node > 0 else ()
+        short = [
+            f"gpus_per_node={res.gpus_per_node} but this machine has {len(gpus)} GPU(s) "
+            f"(visible: {list(gpus) or 'none'})"
+        ] if len(gpus) < res.gpus_per_node else []  # fmt: skip
+        return this_machine_problems(self.name, res, gpu_problems=short)
 
     def check_environment(self, shapes: Sequence[Resources]) -> list[str]:
         return []

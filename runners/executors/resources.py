@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from types import MappingProxyType
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,38 +81,53 @@ class Resources:
 RESOURCE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Resources))
 
 
-@dataclass(frozen=True)
 class ResourceOverrides:
-    """A partial :class:`Resources`: the fields given on the command line (None: keep the grid's)."""
+    """A partial :class:`Resources`: the fields given on the command line (None: keep the grid's).
 
-    gpus_per_node: int | None = None
-    nodes: int | None = None
-    cpus_per_task: int | None = None
-    mem_gb: float | None = None
-    time_min: int | None = None
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    gpu: str | None = None
+    Takes the field names of :class:`Resources` as keywords (a misspelt one raises, naming the valid
+    ones); values are checked as :class:`Resources` checks them. Immutable; unset fields read as None.
+    """
 
-    def __post_init__(self) -> None:
-        _raise_problems(self.to_dict())
+    __slots__ = ("_values",)
+
+    def __init__(self, **fields: Any) -> None:
+        values = _raise_problems({k: v for k, v in fields.items() if v is not None})
+        object.__setattr__(self, "_values", MappingProxyType(values))
+
+    def __getattr__(self, name: str) -> Any:
+        if name in RESOURCE_FIELDS:
+            return self._values.get(name)
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The fields that are set."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return dict(self._values)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> ResourceOverrides:
-        return cls(**{k: v for k, v in (d or {}).items() if v is not None})
+        return cls(**(d or {}))
 
     def merged(self, newer: ResourceOverrides | None) -> ResourceOverrides:
         """These overrides with ``newer``'s set fields on top."""
-        return dataclasses.replace(self, **newer.to_dict()) if newer else self
+        return ResourceOverrides(**{**self._values, **newer.to_dict()}) if newer else self
 
     def __bool__(self) -> bool:
-        return bool(self.to_dict())
+        return bool(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ResourceOverrides) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle/copy through the constructor
+        return (ResourceOverrides.from_dict, (self.to_dict(),))
+
+    def __repr__(self) -> str:
+        return f"ResourceOverrides({', '.join(f'{k}={v!r}' for k, v in self._values.items())})"
 
 
 _RESOURCE_MINIMUM = {"gpus_per_node": 0, "nodes": 1, "cpus_per_task": 1, "time_min": 1}

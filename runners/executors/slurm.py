@@ -132,6 +132,7 @@ class SlurmBackend:
     #: How long a just-submitted job may be missing from sacct before it counts as ``unknown`` (s).
     unseen_grace_s = 120.0
     requeues = True
+    holds = True
 
     def problems(self, res: Resources) -> list[str]:
         return []

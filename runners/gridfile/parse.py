@@ -98,23 +98,23 @@ def _parse_header(data: dict[str, Any], top: dict[str, tuple[int, Any]], doc: Do
     doc.sweep_name = sweep_name
 
 
-def _parse_defaults(value: Any, line: int, node: Any, doc: Document, problems: Problems) -> None:
+def _mapping_part(value: Any, line: int, node: Any, problems: Problems, what: str) -> tuple[dict, dict[str, int]]:
+    """(the mapping, key -> line) of a top-level part that must be a mapping (empty if it is not)."""
     if not isinstance(value, dict):
-        problems.add(line, f"defaults must be a mapping of run fields, got {type(value).__name__}")
-        return
-    doc.defaults = dict(value)
-    doc.default_lines = key_lines(node, problems)
+        problems.add(line, f"{what}, got {type(value).__name__}")
+        return {}, {}
+    return dict(value), key_lines(node, problems)
+
+
+def _parse_defaults(value: Any, line: int, node: Any, doc: Document, problems: Problems) -> None:
+    doc.defaults, doc.default_lines = _mapping_part(value, line, node, problems, "defaults must be a mapping of run fields")
     if "resources" in doc.defaults:
         problems.add(doc.default_lines.get("resources", line), "put resources at the top level, not under defaults")
         doc.defaults.pop("resources")
 
 
 def _parse_resources(value: Any, line: int, node: Any, doc: Document, problems: Problems) -> None:
-    if not isinstance(value, dict):
-        problems.add(line, f"resources must be a mapping, got {type(value).__name__}")
-        return
-    doc.resources = dict(value)
-    doc.resource_lines = key_lines(node, problems)
+    doc.resources, doc.resource_lines = _mapping_part(value, line, node, problems, "resources must be a mapping")
     for key, msg in check_resources_dict(doc.resources)[1]:
         problems.add(doc.resource_lines.get(str(key), line), msg)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from budget.errors import ConfigError
 from runners.executors import (
+    BACKENDS,
     ExecutorOptions,
     ResourceOverrides,
     Resources,
@@ -120,8 +121,9 @@ def submit(
     t0 = time.perf_counter()
     backend = get_backend(executor)
     options = ExecutorOptions(executor, array_parallelism, max_retries, hold, resources or ResourceOverrides())
-    if hold and executor != "slurm":
-        raise ConfigError(f"--hold applies to --executor slurm only (got {executor})")
+    if hold and not backend.holds:
+        holding = ", ".join(name for name, b in BACKENDS.items() if b.holds)
+        raise ConfigError(f"--hold applies to --executor {holding} only (got {executor})")
     from runners.gridfile import load_grid
 
     grid_path = Path(grid_path)
