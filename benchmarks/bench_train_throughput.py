@@ -81,7 +81,7 @@ def _our_parts(args, n: int):
 
     from runners.models import build_model
     from runners.strategies import TrainModule, build_strategy
-    from runners.train import _embed_dim, param_groups, resolve_precision
+    from runners.train import _embed_dim, build_optimizer, resolve_precision
 
     cfg = _our_cfg(args, n)
     weights, amp = resolve_precision(cfg.precision, torch.device(args.device).type)
@@ -91,8 +91,7 @@ def _our_parts(args, n: int):
     strategy = build_strategy(cfg, embed_dim=_embed_dim(cfg.model), image_size=built.image_size, mean=built.mean,
                               std=built.std)
     module = TrainModule(built.model, strategy.head).to(args.device)
-    opt = torch.optim.AdamW(param_groups(module, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                            eps=cfg.eps, fused=True if args.device.startswith("cuda") else None)
+    opt = build_optimizer(module, cfg)
     return cfg, module, strategy, built, opt, amp
 
 

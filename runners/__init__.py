@@ -1,5 +1,5 @@
 """Running configurations: data, the training engine, evaluation and sweep execution.
 
-Importing this package (or its config/grid modules) must not import torch; only the
-modules that train or evaluate do.
+Importing this package (or its config, gridfile, recipe, sweep and executors modules) must not import
+torch; only the modules that train or evaluate do.
 """

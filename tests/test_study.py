@@ -22,8 +22,8 @@ import pytest
 from planner.cli.main import main
 from planner.study.driver import StudySpec, prepare, run_study
 from planner.study.law import PlanOptions
-from planner.study.policy import Observation, PolicyConfig, StudyLaw, decide
-from planner.study.pruner import ScalingLawPruner
+from planner.study.policy import Observation, PolicyConfig, Posterior, StudyLaw, decide
+from planner.study.pruner import ScalingLawPruner, step_of_gflops
 from planner.study.simulate import GroundTruth
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +66,35 @@ def test_refit_learns_from_runs_and_narrows_intervals():
     # a study-wide level shift (another evaluation set) moves every prediction, measured or not
     shifted = law.posterior([Observation(k, g, 0.05) for k in keys[:4]], keys)
     assert shifted.top1[-1] < post.top1[-1]
+
+
+def _posterior(bounds: dict) -> Posterior:
+    """A posterior with the given (ci_low, ci_high) top-1 bounds per key (z = 1.96)."""
+    z = PolicyConfig().z
+    lo = np.log(1 - np.asarray([b[0] for b in bounds.values()]))
+    hi = np.log(1 - np.asarray([b[1] for b in bounds.values()]))
+    return Posterior(tuple(bounds), (lo + hi) / 2, (lo - hi) / (2 * z), z, 3, 100.0)
+
+
+def test_decide_rule_on_a_known_posterior():
+    a, b, c, d = (("ViT-B-16", "flip", 0.4), ("ViT-B-16", "clip", 0.4), ("ViT-S-16", "clip", 1.0),
+                  ("ViT-B-32", "clip", 0.4))
+    post = _posterior({a: (0.600, 0.640), b: (0.550, 0.6005), c: (0.500, 0.5995), d: (0.58, 0.62)})
+    costs = {k: (1.0, 3.0, 9.0) for k in (a, b, c, d)}
+    levels = {k: 0 for k in (a, b, c, d)}
+    dec = decide(post, level_of=levels, alive=[a, b, c, d], rung_costs=costs, remaining_gflops=100.0)
+    assert dec.best_lower_bound == pytest.approx(0.600)
+    assert dec.prune == (c,)  # 59.95 % < 60.0 %; b's 60.05 % can still win
+    assert dec.promote == {a: 1, b: 1, d: 1}
+    # room to carry two to the target (3 + 9 each): the two highest upper bounds, a then d
+    dec = decide(post, level_of=levels, alive=[a, b, c, d], rung_costs=costs, remaining_gflops=24.0)
+    assert dec.promote == {a: 1, d: 1} and dec.reserved_gflops == 24.0
+    # no room to reach the target: one more rung for the best if it fits, else nothing
+    assert decide(post, level_of=levels, alive=[a, b, c, d], rung_costs=costs, remaining_gflops=5.0).promote == {a: 1}
+    assert decide(post, level_of=levels, alive=[a, b, c, d], rung_costs=costs, remaining_gflops=2.0).promote == {}
+    # at the target nothing is promoted further
+    top = {k: 2 for k in (a, b, c, d)}
+    assert decide(post, level_of=top, alive=[a, b, d], rung_costs=costs, remaining_gflops=100.0).promote == {}
 
 
 def test_decide_prunes_below_best_lower_bound_and_respects_the_budget():
@@ -119,7 +148,7 @@ def test_pruner_works_in_plain_optuna_code():
                trial.suggest_categorical("quality_fraction", [0.4, 1.0]))
         for g in prep.rungs:
             top1 = truth.observe(key, g if g < prep.rungs[-1] else TARGET)
-            trial.report(top1, step=g)
+            trial.report(top1, step=step_of_gflops(g))
             if trial.should_prune():
                 raise optuna.TrialPruned()
         return top1
@@ -165,16 +194,20 @@ def test_study_runs_on_real_storage_and_records_trials(tmp_path, storage):
         run0 = t.user_attrs["run_0"]
         assert run0["run_id"].startswith("sim-") and run0["gflops"] > 0 and "result_path" in run0
         assert t.user_attrs["config"]["model"] == t.params["model"]
-        assert sorted(t.intermediate_values) == [int(g) for g in res.rungs[: len(t.intermediate_values)]]
+        assert sorted(t.intermediate_values) == [step_of_gflops(g) for g in res.rungs[: len(t.intermediate_values)]]
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert all(t.value == t.intermediate_values[int(res.rungs[-1])] for t in completed)
+    assert all(t.value == t.intermediate_values[step_of_gflops(res.rungs[-1])] for t in completed)
     # running the same command again continues the finished study: nothing new
     again = run_study(spec(), sweep_dir=tmp_path / "s", executor="simulate", storage=url)
     assert again.to_json() == j
 
 
-def test_interrupted_study_resumes_without_rerunning(tmp_path):
+def test_interrupted_study_resumes_without_rerunning(tmp_path, monkeypatch):
+    calls = []
+    observe = GroundTruth.observe
+    monkeypatch.setattr(GroundTruth, "observe", lambda self, k, g: calls.append((k, g)) or observe(self, k, g))
     ref = run_study(spec(seed=4), sweep_dir=tmp_path / "ref", executor="simulate")
+    ref_calls, calls[:] = list(calls), []
 
     class Stop(Exception):
         pass
@@ -194,7 +227,8 @@ def test_interrupted_study_resumes_without_rerunning(tmp_path):
     a, b = ref.to_json(), res.to_json()
     for k in ("storage", "study_name"):
         a.pop(k), b.pop(k)
-    assert a == b  # same runs, same spend, same recommendation: nothing run twice, nothing lost
+    assert a == b  # same runs, same spend, same recommendation: nothing lost
+    assert sorted(calls) == sorted(ref_calls)  # and nothing run twice
 
 
 def test_killed_cli_resumes(tmp_path):

@@ -17,6 +17,7 @@ import json
 import sys
 
 from planner.cli._format import positive_int
+
 # light: the back-end registry and the resources (no submitit, no torch)
 from runners.executors import EXECUTORS, RESOURCE_FIELDS, ResourceOverrides
 

@@ -28,7 +28,7 @@ from budget.errors import ConfigError
 from planner.scaling.bootstrap import bootstrap_draws, huber
 from planner.scaling.data import Features, build_features, data_hash, select_frontier
 from planner.scaling import terms
-from planner.scaling.forms import CORE_SATURATING, FORM_NAMES, TERM_PARAMS, Form, log_error, make_form
+from planner.scaling.forms import CORE_SATURATING, FORM_NAMES, TERM_PARAMS, Form, log_error, make_form, param_applies
 from planner.scaling.forms import accuracy as form_accuracy
 from planner.scaling.forms import target as form_target
 
@@ -487,17 +487,21 @@ def _fit_rows(
 def discrepancy_sigma(form: Form, x: Features, theta: np.ndarray, fixed: Mapping[str, float], groups: np.ndarray,
                       *, delta: float = HUBER_DELTA, assumed=None, seed: int = 0, level: float = 0.95,
                       n_boot: int = 60) -> dict:
-    """Model discrepancy (log-error scale) by split-conformal calibration on held-out groups.
+    """Model discrepancy (on the form's log scale) from held-out groups: the residual variance the fit's
+    own spread does not explain.
 
     Groups are the sources (``published:<key>``, ``own``) when there are three or more, else the models.
     Each group is predicted by a fit without it (parameters *and* its own assumption draws, ``n_boot``);
-    ``sigma`` is the smallest extra spread ``s`` such that a ``level`` share of held-out points fall inside
-    ``point ± z * sqrt(sd_i^2 + s^2)`` (``sd_i``: the held-out fit's spread at point i), with the finite
-    sample correction ``ceil((n + 1) level) / n``. Predictions add ``N(0, sigma^2)`` to every draw's log error.
+    a held-out point that rests on a parameter only its own group identifies (its pool, strategy or quality
+    ladder) tests that parameter's assumed range, not the law, and is left out of the calibration;
+    ``sigma^2`` is the mean over held-out points of ``max(0, r_i^2 - sd_i^2)`` (``r_i``: residual of the
+    held-out fit's point prediction, ``sd_i``: that fit's spread at point i) — a method-of-moments estimate
+    of the variance a new source adds. Predictions add ``N(0, sigma^2)`` to every draw's output.
     """
     to_acc = _acc
     keys = groups if len(np.unique(groups)) >= 3 else x.model
     uniq = np.unique(keys)
+    free_full = free_mask(form, x, fixed)
     if len(uniq) < 3:
         return {"sigma_log_error": 0.0, "method": "none (fewer than 3 groups)", "n": 0}
     need, sds, per_group = [], [], {}
@@ -512,22 +516,27 @@ def discrepancy_sigma(form: Form, x: Features, theta: np.ndarray, fixed: Mapping
         ranges = {form.index(n): v for n, v in assumed_ranges(form, free, assumed).items()}
         dr = bootstrap_draws(form, xt, th, free, n_boot=n_boot, seed=seed, delta=delta, ranges=ranges, iters=25)
         xs = x.take(test)
+        # points resting on a parameter that only the held-out group identified test that parameter's
+        # assumed range (pool, strategy, quality ladder), not the law: they do not calibrate the discrepancy
+        lost = [n for j, n in enumerate(form.params) if free_full[j] and not free[j]]
+        ok = np.ones(len(xs), dtype=bool)
+        for n in lost:
+            ok &= ~param_applies(form, n, xs)
         le = log_error(form, dr, xs)
         point = log_error(form, th[None], xs)[0]
         r = form_target(form, xs.y) - point
         sd = np.std(le, axis=0)
-        need.append(np.sqrt(np.maximum((r / z) ** 2 - sd ** 2, 0.0)))
+        need.append((np.maximum(r ** 2 - sd ** 2, 0.0))[ok])
         sds.append(sd)
         dp = (to_acc(form, point) - xs.y) * 100
-        per_group[str(g)] = {"n": int(test.sum()), "mae_points": float(np.mean(np.abs(dp))),
-                             "max_abs_points": float(np.max(np.abs(dp))),
-                             "sigma_needed_max": float(need[-1].max())}
-    if not need:
+        per_group[str(g)] = {"n": int(test.sum()), "n_calibrating": int(ok.sum()),
+                             "mae_points": float(np.mean(np.abs(dp))), "max_abs_points": float(np.max(np.abs(dp))),
+                             "excess_rms": float(np.sqrt(need[-1].mean())) if ok.any() else 0.0}
+    need = np.concatenate(need) if need else np.zeros(0)
+    if not len(need):
         return {"sigma_log_error": 0.0, "method": "none (no group could be held out)", "n": 0}
-    need = np.concatenate(need)
     n = len(need)
-    q = min(1.0, math.ceil((n + 1) * level) / n)
-    sigma = float(np.quantile(need, q, method="higher"))
-    return {"sigma_log_error": sigma, "method": "split-conformal, leave-one-" +
+    sigma = float(np.sqrt(need.mean()))
+    return {"sigma_log_error": sigma, "method": "held-out residual variance beyond the fit's own spread, leave-one-" +
             ("source" if keys is groups else "model") + "-out", "n": n, "groups": [str(g) for g in uniq],
             "level": level, "per_group": per_group}

@@ -126,6 +126,22 @@ def accuracy(form: Form, out: np.ndarray) -> np.ndarray:
     return np.clip(acc, CHANCE_TOP1, 1.0)
 
 
+def param_applies(form: Form, name: str, x) -> np.ndarray:
+    """Per row of ``x``: does parameter ``name`` of ``form`` change the prediction? (Core parameters: always.)"""
+    if name.startswith(("pool:", "pool_slope:")):
+        key = "pool:" + name.split(":", 1)[1]
+        if key != "pool:*":
+            return x.pool_key == key
+        known = {p for p in form.params if p.startswith("pool:") and p != "pool:*"}
+        return np.asarray([k != "pool:" and k not in known for k in x.pool_key], dtype=bool)
+    if name.startswith("quality_clean"):
+        own = np.isin(x.pool_key, [f"pool:{p.split(':', 1)[1]}" for p in form.params if p.startswith("quality_clean:")])
+        sel = (x.pool_key == "pool:" + name.split(":", 1)[1]) if ":" in name else ~own
+        return (x.quality < 1.0) & sel
+    t = terms.term_of(name)
+    return np.ones(len(x), dtype=bool) if t is None else np.asarray(t.applies(x), dtype=bool)
+
+
 def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
     """The form's output for every draw × row: ``theta [B, P]``, features ``x`` (n rows) → ``[B, n]``.
 

@@ -35,7 +35,7 @@ import numpy as np
 from budget.errors import ConfigError
 from planner.scaling import terms
 from planner.scaling.data import Features, build_features
-from planner.scaling.forms import CORE_SATURATING, Form, accuracy, log_error, make_form
+from planner.scaling.forms import CORE_SATURATING, Form, accuracy, log_error, make_form, param_applies
 
 PRIOR_PATH = Path(__file__).resolve().parent.parent / "prior" / "prior_fit.json"
 PRIOR_NAME = "built-in prior (published results + finding-based terms)"
@@ -169,17 +169,7 @@ class ScalingModel:
         for name in self.form.params:
             if name in self.free or name in CORE_SATURATING:
                 continue
-            if name.startswith(("pool:", "pool_slope:")):
-                known = {p for p in self.form.params if p.startswith("pool:") and p != "pool:*"}
-                key = "pool:" + name.split(":", 1)[1]
-                hit = (x.pool_key == key) if key != "pool:*" else \
-                    np.asarray([k != "pool:" and k not in known for k in x.pool_key])
-            elif name.startswith("quality_clean"):
-                qp = [p.split(":", 1)[1] for p in self.form.params if p.startswith("quality_clean:")]
-                own = np.isin(x.pool_key, [f"pool:{p}" for p in qp])
-                hit = (x.quality < 1.0) & ((x.pool_key == "pool:" + name.split(":", 1)[1]) if ":" in name else ~own)
-            else:
-                hit = terms.term_of(name).applies(x)
+            hit = param_applies(self.form, name, x)
             for i in np.flatnonzero(hit):
                 out[i].append(name)
         return out

@@ -52,6 +52,13 @@ EXECUTORS = ("simulate", "debug", "local", "slurm")
 RUN_ATTR = "run_{}"
 
 
+def step_of_gflops(gflops: float) -> int:
+    """The Optuna step of a report: the run's rung compute in MFLOPs (GFLOPs × 1000, rounded; steps are ints)."""
+    from planner.study.pruner import step_of_gflops as step
+
+    return step(gflops)
+
+
 @dataclass(frozen=True)
 class StudySpec:
     """What a study is; stored with it, and a re-run must give the same (see :mod:`planner.study.storage`).
@@ -83,10 +90,10 @@ class StudySpec:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A validated study: rungs (integer GFLOPs, ascending), configurations, per-rung rows and costs."""
+    """A validated study: rungs (GFLOPs, ascending), configurations, per-rung rows and costs."""
 
     spec: StudySpec
-    rungs: tuple[int, ...]
+    rungs: tuple[float, ...]
     keys: tuple[Key, ...]
     rows: dict[Key, tuple[dict[str, Any], ...]]
     costs: dict[Key, tuple[float, ...]]
@@ -118,10 +125,10 @@ def prepare(spec: StudySpec) -> Prepared:
             raise ConfigError(f"target budget {t:.4g} GFLOPs is smaller than the smallest rung {m:.4g} GFLOPs "
                               "(--min-rung-gflops); raise --gflops or lower --min-rung-gflops")
         n = int(math.floor(math.log(t / m) / math.log(spec.eta) + 1e-9)) + 1
-    rungs = tuple(int(math.floor(g)) for g in rung_gflops(t, eta=spec.eta, n_rungs=n))
-    if rungs[0] < 1:
+    rungs = tuple(float(g) for g in rung_gflops(t, eta=spec.eta, n_rungs=n))
+    if step_of_gflops(rungs[0]) < 1 or len({step_of_gflops(g) for g in rungs}) < len(rungs):
         raise ConfigError(f"target budget {t:.4g} GFLOPs is smaller than the smallest rung allows: "
-                          f"{t:.4g}/{spec.eta:g}^{n - 1} is below 1 GFLOP; lower --rungs or raise --gflops")
+                          f"{t:.4g}/{spec.eta:g}^{n - 1} GFLOPs is below 1 MFLOP; lower --rungs or raise --gflops")
     slaw = StudyLaw(t, spec.options, spec.policy, spec.fit)
     target_rows = slaw.rows_at(rungs[-1])
     rows: dict[Key, list[dict[str, Any]]] = {k: [] for k in target_rows}
@@ -213,6 +220,10 @@ class SweepRuns:
 
     def __init__(self, prep: Prepared, sweep_dir: Path, executor: str, *, train_data: str | None,
                  eval_data: str | None, executor_options: Mapping[str, Any] | None = None):
+        """``executor_options``: ``resources`` (a mapping of grid resources written into each batch's grid:
+        cpus_per_task, mem_gb, time_min, gpus_per_node, ...), ``overrides`` (the same, applied at submit
+        time as :class:`runners.executors.ResourceOverrides`, e.g. partition), ``array_parallelism``,
+        ``device``, ``max_retries``."""
         if not train_data or not eval_data:
             raise ConfigError(f"--executor {executor} trains for real: give --data DIR (training shards) and "
                               "--eval DIR (evaluation set), or use --executor simulate")
@@ -233,17 +244,21 @@ class SweepRuns:
         from runners.gridfile import write_grid
 
         folder = self.root / batch_name
-        folder.mkdir(parents=True, exist_ok=True)
         grid = folder.parent / f"{batch_name}.yaml"
         if not grid.exists():
+            grid.parent.mkdir(parents=True, exist_ok=True)
             write_grid(grid, [self._configs[r.attr["run_id"]] for r, _ in batch],
-                       comments=[f"clipbudget study batch {batch_name}"])
+                       resources=self.options.get("resources"), comments=[f"clipbudget study batch {batch_name}"])
         return {"sweep_dir": str(folder), "grid": str(grid)}
 
     def launch(self, folder: str, grid: str) -> None:
+        from runners.executors import ResourceOverrides
         from runners.sweep import submit
 
-        submit(grid, folder, executor=self.name, **self.options)
+        kw = {k: v for k, v in self.options.items() if k in ("array_parallelism", "device", "max_retries")}
+        if self.options.get("overrides"):
+            kw["resources"] = ResourceOverrides(**self.options["overrides"])
+        submit(grid, folder, executor=self.name, **kw)
 
     def poll(self, pending: list[RunRequest]) -> dict[str, RunOutcome]:
         from results.store import ResultStore
@@ -327,7 +342,7 @@ class StudyResult:
     trials: int
     runs: int
     rows: list[dict[str, Any]]
-    rungs: tuple[int, ...]
+    rungs: tuple[float, ...]
     storage: str
     study_name: str
     finished: bool
@@ -395,7 +410,7 @@ class _Loop:
         self.prep, self.study, self.storage, self.runner = prep, study, storage, runner
         self.pruner, self.url, self.name = pruner, url, name
         self.poll_s, self.on_event = poll_s, on_event
-        self.step_of = {g: i for i, g in enumerate(prep.rungs)}
+        self.step_of = {step_of_gflops(g): i for i, g in enumerate(prep.rungs)}
         self.steps = 0
 
     # -- reading the storage
@@ -520,7 +535,8 @@ class _Loop:
             if o.result_path:
                 self.storage.set_trial_user_attr(r.trial_id, RUN_ATTR.format(r.rung),
                                                  dict(r.attr, status="done", result_path=o.result_path))
-            self.storage.set_trial_intermediate_value(r.trial_id, self.prep.rungs[r.rung], float(o.top1))
+            self.storage.set_trial_intermediate_value(r.trial_id, step_of_gflops(self.prep.rungs[r.rung]),
+                                                      float(o.top1))
             by_id[r.trial_id].reports[r.rung] = float(o.top1)
             if r.rung == len(self.prep.rungs) - 1:
                 self.study.tell(r.number, values=float(o.top1), skip_if_finished=True)

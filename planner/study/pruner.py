@@ -3,8 +3,9 @@
 Optuna's own pruners compare one trial's learning curve with other trials' curves at the same step. This
 one knows that a configuration's accuracy *at a larger budget* can be predicted from the other runs through
 a scaling law: each trial is one configuration (``model``, ``strategy``, ``quality_fraction`` as trial
-parameters, or the same keys in the user attribute ``config``), and each ``trial.report(top1, step=G)``
-records a run of that configuration at ``G`` GFLOPs (paper convention; an integer). After every report the
+parameters, or the same keys in the user attribute ``config``), and each ``trial.report(top1, step=S)``
+records a run of that configuration at ``S`` MFLOPs (paper convention, :func:`step_of_gflops`: Optuna's
+steps are integers, and tiny CPU studies run at a few GFLOPs). After every report the
 law is refitted on all trials' reports (:class:`planner.study.policy.StudyLaw`), and the trial is pruned
 when the upper bound of its predicted top-1 at the target is below the best lower bound of any trial.
 
@@ -19,7 +20,7 @@ Plain Optuna code can use it::
         q = trial.suggest_categorical("quality_fraction", [0.4, 1.0])
         for g in (1e11 / 27, 1e11 / 9, 1e11 / 3, 1e11):
             top1 = train_and_evaluate(model, strategy, q, gflops=g)   # your runner
-            trial.report(top1, step=int(g))
+            trial.report(top1, step=step_of_gflops(g))
             if trial.should_prune():
                 raise optuna.TrialPruned()
         return top1
@@ -40,6 +41,15 @@ from planner.study.policy import Observation, PolicyConfig, Posterior, StudyLaw
 #: Trial user attribute with the configuration (``model``, ``strategy``, ``quality_fraction``, ...).
 CONFIG_ATTR = "config"
 _STATES = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def step_of_gflops(gflops: float) -> int:
+    """A report's step: the run's compute in MFLOPs (GFLOPs × 1000, rounded)."""
+    return int(round(float(gflops) * 1000))
+
+
+def gflops_of_step(step: int) -> float:
+    return step / 1000.0
 
 
 def trial_key(trial: optuna.trial.FrozenTrial) -> Key:
@@ -79,7 +89,7 @@ class ScalingLawPruner(optuna.pruners.BasePruner):
             keys.setdefault(k, None)
             for step, value in sorted(t.intermediate_values.items()):
                 if value is not None and value == value:
-                    obs.append(Observation(k, float(step), float(value)))
+                    obs.append(Observation(k, gflops_of_step(step), float(value)))
         return obs, list(keys)
 
     def posterior(self, trials: Sequence[optuna.trial.FrozenTrial]) -> Posterior:
@@ -93,7 +103,7 @@ class ScalingLawPruner(optuna.pruners.BasePruner):
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
         if not trial.intermediate_values:
             return False
-        if max(trial.intermediate_values) >= self.target_gflops * (1 - 1e-9):
+        if gflops_of_step(max(trial.intermediate_values)) >= self.target_gflops * (1 - 1e-6):
             return False
         trials = study.get_trials(deepcopy=False, states=_STATES)
         if trial.number not in {t.number for t in trials}:
