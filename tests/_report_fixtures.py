@@ -204,6 +204,16 @@ def require_chromium() -> str:
     pytest.skip(message)
 
 
+_SWEEPS: dict[bool, Path] = {}
+
+
+def shared_sweep() -> Path:
+    """:func:`build_sweep` of completed runs, built once per test session (treat it as read-only)."""
+    if True not in _SWEEPS or not (_SWEEPS[True] / "manifest.json").is_file():
+        _SWEEPS[True] = build_sweep(Path(tempfile.mkdtemp(prefix="clipbudget-report-sweep-")))
+    return _SWEEPS[True]
+
+
 def build_sweep(root: Path, *, completed: bool = True) -> Path:
     """A real debug-executor sweep under ``root``: five tiny runs on Fashion-MNIST that complete (one model at
     three sample counts, one at quality 0.5, a second model), or (``completed=False``) two whose data is

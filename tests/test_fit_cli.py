@@ -122,3 +122,79 @@ def test_fit_reads_a_results_store_folder_and_skips_failed_runs(tmp_path, capsys
     assert main(["fit", str(tmp_path), "--out", str(out), "--no-prior", "--form", "cherti", "--bootstrap", "20"]) == 0
     d = json.loads(out.read_text())
     assert d["n_points"] == 6 and d["form"] == "cherti" and d["params"]["alpha"] < 0
+
+
+def _synthetic_study(tmp_path, eval_dataset="fashion-mnist"):
+    """A study on a non-ImageNet evaluation set generated from known parameters (saturating law on
+    -log top-1, 0.3-point noise): three models x five sample counts, one epoch."""
+    import math
+
+    import numpy as np
+
+    from planner.scaling.data import build_features
+    from planner.scaling.forms import accuracy, log_error, make_form
+
+    form = make_form("saturating")
+    theta = np.asarray(form.default, dtype=float)
+    truth = {"log_E": math.log(0.08), "log_A": math.log(0.3), "alpha": 0.5, "log_B": math.log(0.6), "beta": 0.35,
+             "gamma": 0.0}
+    for k, v in truth.items():
+        theta[form.index(k)] = v
+    rng = np.random.default_rng(3)
+    rows = [{"model": m, "samples_seen": s, "unique_samples": s, "eval_dataset": eval_dataset, "strategy": "clip"}
+            for m in ("ViT-S-32", "ViT-B-32", "ViT-B-16") for s in (1e6, 3e6, 1e7, 3e7, 1e8)]
+    acc = accuracy(form, log_error(form, theta[None], build_features(rows))[0])
+    for r, a in zip(rows, acc):
+        r["zeroshot_top1"] = float(a + rng.normal(0, 0.003))
+    far = [dict(r, samples_seen=3e8, unique_samples=3e8) for r in rows if r["samples_seen"] == 1e8]
+    far_acc = accuracy(form, log_error(form, theta[None], build_features(far))[0])
+    cols = COLS + ("eval_dataset", "strategy")
+    return write_csv(tmp_path / "study.csv", rows, cols), rows, far, far_acc
+
+
+@pytest.mark.parametrize("prior", [True, False])
+def test_other_eval_set_is_never_pooled_with_imagenet(tmp_path, capsys, prior):
+    """Issue 11 check: in-sample error <= 2 points, 3x extrapolation <= 3 points, with and without the prior;
+    with it, the ImageNet rows are refused (said why), never pooled."""
+    path, rows, far, far_acc = _synthetic_study(tmp_path)
+    out = tmp_path / "FIT.json"
+    argv = ["fit", str(path), "--out", str(out), "--bootstrap", "50", "--form", "saturating"]
+    assert main(argv + ([] if prior else ["--no-prior"])) == 0
+    captured = capsys.readouterr()
+    d = json.loads(out.read_text())
+    assert d["prior_included"] is False and d["sources"] == ["own"] and d["n_points"] == len(rows)
+    if prior:
+        assert "never pooled" in captured.err and "fashion-mnist" in d["prior_refused"]
+    assert d["train_error"]["mae_points"] <= 2.0
+    from planner.scaling.predict import ScalingModel
+
+    model = ScalingModel.from_dict(d, "study")
+    p = model.predict(far)
+    assert max(abs(p.top1 - far_acc)) * 100 <= 3.0, (p.top1, far_acc)
+    # plan --fit ranks in the study's own metric
+    from planner.scaling.rank import rank_plan
+
+    r = rank_plan([dict(f, gpu_hours=1.0) for f in far], fit=out)
+    assert r.rows[0]["predicted_top1"] == pytest.approx(max(p.top1))
+
+
+def test_one_model_one_budget_fit_says_what_is_missing(tmp_path, capsys):
+    path = write_csv(tmp_path / "tiny.csv", [{"model": "ViT-B-32", "samples_seen": 6e5, "unique_samples": 6e4,
+                                              "zeroshot_top1": 0.41, "eval_dataset": "fashion-mnist"}],
+                     COLS + ("eval_dataset",))
+    assert main(["fit", str(path), "--out", str(tmp_path / "F.json"), "--bootstrap", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "run next" in err and "sample counts" in err and "second model size" in err, err
+
+
+def test_predict_lists_its_assumptions_and_warns_beyond_published_masks(capsys):
+    assert main(["predict", "--model", "ViT-B-16", "--samples-seen", "3e9", "--unique-samples", "3e9",
+                 "--strategy", "flip", "--flip-mask", "0.9", "--data-pool", "laion", "--format", "json"]) == 0
+    p = json.loads(capsys.readouterr().out)
+    assert any("beyond the largest published mask" in w for w in p["warnings"])
+    names = {a["name"] for a in p["assumptions"]}
+    assert "gamma" in names and all(a["range"] and a["citation"] and "value" in a for a in p["assumptions"])
+    assert p["data_pool"] == "laion" and p["metric"] == "zeroshot_top1"
+    assert main(["predict", "--model", "RN50", "--samples-seen", "3e8", "--unique-samples", "3e8"]) == 0
+    text = capsys.readouterr().out
+    assert "stated assumptions" in text and "conv_data" in text

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._report_fixtures import build_sweep
+from tests._report_fixtures import build_sweep, shared_sweep
 from tests._sweep_fixtures import cli_inproc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,8 +21,8 @@ GENERATED = re.compile(r"Generated \d{4}-\d\d-\d\d \d\d:\d\d UTC")
 
 
 @pytest.fixture(scope="module")
-def sweep_dir(tmp_path_factory) -> Path:
-    return build_sweep(tmp_path_factory.mktemp("report-sweep"))
+def sweep_dir() -> Path:
+    return shared_sweep()
 
 
 def _figures(html: str) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._report_fixtures import build_sweep, open_page, require_chromium, save_artifact
+from tests._report_fixtures import open_page, require_chromium, save_artifact, shared_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIOR = ROOT / "planner" / "prior" / "prior_fit.json"
@@ -34,7 +34,7 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     from planner.cli.main import main  # module scope has no capsys: run the CLI's main directly
 
     root = tmp_path_factory.mktemp("reports")
-    sweep = build_sweep(root / "sweep-root")
+    sweep = shared_sweep()
     argvs = {
         "budget": ["report", "--gflops", "1e10", "--out", str(root / "budget.html")],
         "fit": ["report", "--fit", str(PRIOR), "--out", str(root / "fit.html")],

@@ -16,7 +16,8 @@ EXTRA = {"citation", "used_in_prior", "notes"}
 
 def test_published_rows_are_cited_and_fit_the_schema():
     rows = published_rows()
-    assert len(rows) == 60
+    assert len(rows) == 79
+    assert sum(r["used_in_prior"] == "1" for r in rows) == 66
     keys = set()
     for r in rows:
         assert set(r) - set(COLUMNS) == EXTRA

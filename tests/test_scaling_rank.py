@@ -43,7 +43,7 @@ def test_extrapolation_and_finding_term_warnings():
     r = rank_plan([plan_row("ViT-L-14", 1e12, 1e12), plan_row("ViT-B-32", 1e9, 1e9)])
     assert r.extrapolation and r.rows[0]["extrapolation"]
     assert any("outside the fitted compute range" in w for w in r.warnings)
-    r = rank_plan([plan_row("ViT-B-32", 1e9, 4e8, q=0.4)])
+    r = rank_plan([plan_row("ViT-B-32", 1e9, 4e8, q=0.4)], data_pool="laion")
     assert any("stated assumptions" in w and "quality_clean" in w for w in r.warnings)
     a = {x["name"]: x for x in r.assumptions}
     assert a["quality_clean"]["range"] == [0.3, 0.6] and not a["quality_clean"]["fitted"]

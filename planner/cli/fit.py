@@ -126,6 +126,9 @@ def run(args: argparse.Namespace) -> int:
     if out_path.exists() and out_path.is_dir():
         raise ConfigError(f"--out {out_path} is a folder; give a file name such as FIT.json")
     own = load_rows(args.results, args.metric)
+    from planner.scaling.data import build_features
+
+    build_features(own, metric=args.metric)  # every input error first, one line each
     rows = list(own)
     fixed: dict = {}
     why_alone = None if args.no_prior else pooling_refusal(own, args.metric)

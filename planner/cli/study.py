@@ -65,6 +65,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     ex.add_argument("--eval", metavar="DIR", help="evaluation set")
     ex.add_argument("--partition", help="SLURM partition")
     ex.add_argument("--time-min", type=fmt.positive_int, metavar="MIN", help="wall-clock limit per job")
+    ex.add_argument("--cpus-per-task", type=fmt.positive_int, metavar="N", help="CPUs per job")
+    ex.add_argument("--mem-gb", type=fmt.positive_number, metavar="GB", help="memory per job, GiB")
+    ex.add_argument("--device", default="auto", help="device for the runner (auto, cpu, cuda)")
     ex.add_argument("--array-parallelism", type=fmt.positive_int, metavar="N", help="jobs at once")
     ex.add_argument("--poll-s", type=fmt.positive_number, default=5.0, help="seconds between looks at runs")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -106,10 +109,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.verbose < 2:
         optuna.logging.set_verbosity(logging.WARNING)
-    from runners.executors import ResourceOverrides
-
-    executor_options = {"resources": ResourceOverrides(partition=args.partition, time_min=args.time_min),
-                        "array_parallelism": args.array_parallelism}  # keywords of runners.sweep.submit
+    overrides = {k: v for k, v in (("partition", args.partition), ("time_min", args.time_min),
+                                   ("cpus_per_task", args.cpus_per_task), ("mem_gb", args.mem_gb)) if v is not None}
+    # planner.study.driver.SweepRuns turns "overrides" into runners.executors.ResourceOverrides at submit time
+    executor_options = {"overrides": overrides, "device": args.device}
+    if args.array_parallelism:
+        executor_options["array_parallelism"] = args.array_parallelism
     result = run_study(
         _spec(args), sweep_dir=args.sweep_dir, executor=args.executor, storage=args.storage,
         study_name=args.study_name, train_data=args.data, eval_data=args.eval, executor_options=executor_options,

@@ -137,7 +137,7 @@ def assumptions(law: Law) -> list[dict]:
     params = law.info.get("params", {})
     free = set(law.info.get("free", ()))
     out = []
-    for name, default in getattr(terms, "DEFAULTS", {}).items():
+    for name in getattr(terms, "DEFAULTS", {}):
         if name not in params:
             continue
         out.append({"name": name, "value": float(params[name]), "range": None, "fitted": name in free,

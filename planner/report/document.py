@@ -247,7 +247,8 @@ def budget_document(d: BudgetData, *, top: int = 10) -> Document:
         ]))
 
     sections.append(Section("assumptions", "Assumptions and validation",
-                            _assumption_blocks(d.assumptions, d.validation, rec.get("finding_terms") or [])))
+                            _assumption_blocks(d.assumptions, d.validation, rec.get("finding_terms") or [])
+                            + _discrepancy_note(d.discrepancy)))
 
     # data limits
     lim = [r for r in d.ranked if r["limited_by"] == "data"]
@@ -272,19 +273,30 @@ def budget_document(d: BudgetData, *, top: int = 10) -> Document:
                     sections=sections)
 
 
+def _discrepancy_note(disc: dict | None) -> list:
+    if not disc or not disc.get("sigma_log_error"):
+        return []
+    return [Para(f"The 95 % intervals include a model-discrepancy term: sigma = {float(disc['sigma_log_error']):.3g} on "
+                 f"the log-error scale ({disc.get('method', 'calibrated on held-out results')}"
+                 f"{', n = ' + str(disc['n']) if disc.get('n') else ''}).", "note")]
+
+
 def _assumption_blocks(assumptions: Sequence[dict], validation: Sequence[dict], used: Sequence[str]) -> list:
     rows = []
     for a in assumptions:
         v = a.get("value")
+        rng = a.get("range")
         rows.append([a["name"], "-" if v is None else f"{float(v):.4g}",
-                     "fitted" if a.get("fitted") else "assumed (finding-based)",
+                     "fitted" if a.get("fitted") else "assumed" + (f", drawn from [{rng[0]:.3g}, {rng[1]:.3g}]"
+                                                                   if rng else ""),
                      "yes" if a["name"] in used else "", a.get("statement", ""), a.get("citation", "")])
     vrows = [[v["split"].replace("_", " "), str(v["n"]), sci(v["mae_points"]), sci(v["rmse_points"]),
               pct(v["coverage"], 0) if v.get("coverage") is not None else "not reported"] for v in validation]
     blocks = [
-        Para(f"The prediction rests on {len(assumptions)} finding-based terms; "
-             f"{sum(1 for a in assumptions if not a.get('fitted'))} keep their assumed value (no published number "
-             f"fixes them), the rest are fitted. The recommendation uses: {', '.join(used) or 'none'}."),
+        Para(f"The scaling law has {len(assumptions)} term parameters beyond its core: "
+             f"{sum(1 for a in assumptions if not a.get('fitted'))} are stated assumptions (no published number "
+             "fixes them; every bootstrap draw samples them from their range), the rest are fitted. The "
+             f"recommendation rests on: {', '.join(used) or 'no assumption'}."),
         Table(["term", "value", "status", "used by the recommendation", "assumption", "citation"], rows,
               caption="Assumptions behind the predictions, with values and citations.", numeric=(1,)),
     ]
@@ -345,7 +357,7 @@ def fit_document(d: FitData) -> Document:
     ] + ([Para(f"Outlier sensitivity: refitting without each of the {len(d.sensitivity.get('dropped_rows', []))} "
                f"largest-residual points moves predictions by at most "
                f"{d.sensitivity.get('max_prediction_change_points', 0.0):.2f} points.", "note")]
-         if d.sensitivity.get("dropped_rows") else [])))
+         if d.sensitivity.get("dropped_rows") else []) + _discrepancy_note(d.discrepancy)))
     if d.model_curves:
         mid = math.sqrt(max(lo, 1e-9) * hi)
         parts = [f"{cv.key[0]} {pct(cv.top1[_at(cv, mid)])}" for cv in d.model_curves]

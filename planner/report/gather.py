@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +119,7 @@ class BudgetData:
     assumptions: list[dict]
     validation: list[dict]
     compute_range_gflops: tuple[float, float]
+    discrepancy: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class FitData:
     points: Points
     warnings: list[str]
     sensitivity: dict
+    discrepancy: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,7 @@ def budget_data(budget: Any, options: PlanOptions = PlanOptions(), law: Law | No
         published=published, quality_curve=quality_curve, epochs_curve=epochs_curve,
         data_limits=_data_limits(options, budget, rec), assumptions=_scaling.assumptions(law),
         validation=_scaling.validation(law), compute_range_gflops=law.compute_range_gflops,
+        discrepancy=_scaling.discrepancy(law),
     )
 
 
@@ -361,7 +364,7 @@ def fit_data(law: Law) -> FitData:
         parameters=_scaling.parameters(law), validation=_scaling.validation(law),
         assumptions=_scaling.assumptions(law), residuals=residuals, coverage_in_sample=inside,
         model_curves=curves, points=points, warnings=[str(w) for w in info.get("warnings", ())],
-        sensitivity=dict(info.get("sensitivity") or {}),
+        sensitivity=dict(info.get("sensitivity") or {}), discrepancy=_scaling.discrepancy(law),
     )
 
 

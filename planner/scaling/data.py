@@ -161,6 +161,28 @@ def build_features(rows: Iterable[Mapping], *, metric: str | None = None, refere
     return Features(**arrays, y=np.asarray(ys, dtype=float) if metric is not None else None)
 
 
+def data_ranges(x: Features) -> dict:
+    """Per pool key (and ``"*"`` for all rows): log10 ranges of total compute (GFLOPs) and unique samples."""
+    u = np.log10(np.minimum(x.unique, x.seen))
+    c = np.log10(x.total_gflops)
+    out = {"*": [float(c.min()), float(c.max()), float(u.min()), float(u.max())]}
+    for k in np.unique(x.pool_key):
+        sel = x.pool_key == k
+        out[str(k)] = [float(c[sel].min()), float(c[sel].max()), float(u[sel].min()), float(u[sel].max())]
+    return out
+
+
+def extrapolation_decades(x: Features, ranges: Mapping) -> np.ndarray:
+    """Per row: decades outside the fitted rows of its pool (compute plus unique samples; 0 inside)."""
+    u = np.log10(np.minimum(x.unique, x.seen))
+    c = np.log10(x.total_gflops)
+    out = np.zeros(len(x))
+    for i, k in enumerate(x.pool_key):
+        c_lo, c_hi, u_lo, u_hi = ranges.get(str(k), ranges["*"])
+        out[i] = max(0.0, c_lo - c[i], c[i] - c_hi) + max(0.0, u_lo - u[i], u[i] - u_hi)
+    return out
+
+
 def data_hash(rows: Sequence[Mapping], columns: Sequence[str]) -> str:
     """sha256 (16 hex) of the given columns of ``rows``, order-independent."""
     canon = sorted(json.dumps([str(r.get(c)) for c in columns]) for r in rows)

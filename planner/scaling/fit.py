@@ -26,7 +26,7 @@ import numpy as np
 
 from budget.errors import ConfigError
 from planner.scaling.bootstrap import bootstrap_draws, huber
-from planner.scaling.data import Features, build_features, data_hash, select_frontier
+from planner.scaling.data import Features, build_features, data_hash, data_ranges, extrapolation_decades, select_frontier
 from planner.scaling import terms
 from planner.scaling.forms import CORE_SATURATING, FORM_NAMES, TERM_PARAMS, Form, log_error, make_form, param_applies
 from planner.scaling.forms import accuracy as form_accuracy
@@ -451,7 +451,7 @@ def _fit_rows(
     if ranges:
         log.info("stated assumptions drawn in every bootstrap draw: %s", ", ".join(ranges))
     disc = (discrepancy_sigma(f, x, theta, fixed, groups, delta=delta, assumed=assumed, seed=seed)
-            if discrepancy else {"sigma_log_error": 0.0, "method": "none"})
+            if discrepancy else {"sigma_log_error": 0.0, "sigma_per_decade": 0.0, "method": "none"})
     sources = sorted(set(groups.tolist()))
     return FitResult(
         form=chosen,
@@ -485,27 +485,27 @@ def _fit_rows(
 
 
 def discrepancy_sigma(form: Form, x: Features, theta: np.ndarray, fixed: Mapping[str, float], groups: np.ndarray,
-                      *, delta: float = HUBER_DELTA, assumed=None, seed: int = 0, level: float = 0.95,
-                      n_boot: int = 60) -> dict:
+                      *, delta: float = HUBER_DELTA, assumed=None, seed: int = 0, n_boot: int = 60) -> dict:
     """Model discrepancy (on the form's log scale) from held-out groups: the residual variance the fit's
-    own spread does not explain.
+    own spread does not explain, growing with the distance outside the fitted data.
 
     Groups are the sources (``published:<key>``, ``own``) when there are three or more, else the models.
     Each group is predicted by a fit without it (parameters *and* its own assumption draws, ``n_boot``);
     a held-out point that rests on a parameter only its own group identifies (its pool, strategy or quality
-    ladder) tests that parameter's assumed range, not the law, and is left out of the calibration;
-    ``sigma^2`` is the mean over held-out points of ``max(0, r_i^2 - sd_i^2)`` (``r_i``: residual of the
-    held-out fit's point prediction, ``sd_i``: that fit's spread at point i) — a method-of-moments estimate
-    of the variance a new source adds. Predictions add ``N(0, sigma^2)`` to every draw's output.
+    ladder) tests that parameter's assumed range, not the law, and is left out of the calibration. With
+    ``v_i = max(0, r_i^2 - sd_i^2)`` (``r_i``: residual of the held-out fit's point prediction, ``sd_i``: that
+    fit's spread at point i) and ``d_i`` the point's decades outside the held-out fit's data
+    (:func:`extrapolation_decades`), ``v_i ≈ s0^2 + s1^2 d_i^2`` is fitted by non-negative least squares
+    (method of moments). Predictions add ``N(0, s0^2 + s1^2 d^2)`` to every draw's output (``d`` relative
+    to this fit's data, :func:`data_ranges`).
     """
-    to_acc = _acc
     keys = groups if len(np.unique(groups)) >= 3 else x.model
     uniq = np.unique(keys)
     free_full = free_mask(form, x, fixed)
+    base = {"sigma_log_error": 0.0, "sigma_per_decade": 0.0, "ranges": data_ranges(x), "n": 0}
     if len(uniq) < 3:
-        return {"sigma_log_error": 0.0, "method": "none (fewer than 3 groups)", "n": 0}
-    need, sds, per_group = [], [], {}
-    z = 1.959963984540054
+        return {**base, "method": "none (fewer than 3 groups)"}
+    need, dist, per_group = [], [], {}
     for g in uniq:
         train, test = keys != g, keys == g
         xt = x.take(train)
@@ -522,21 +522,35 @@ def discrepancy_sigma(form: Form, x: Features, theta: np.ndarray, fixed: Mapping
         ok = np.ones(len(xs), dtype=bool)
         for n in lost:
             ok &= ~param_applies(form, n, xs)
-        le = log_error(form, dr, xs)
         point = log_error(form, th[None], xs)[0]
         r = form_target(form, xs.y) - point
-        sd = np.std(le, axis=0)
-        need.append((np.maximum(r ** 2 - sd ** 2, 0.0))[ok])
-        sds.append(sd)
-        dp = (to_acc(form, point) - xs.y) * 100
+        sd = np.std(log_error(form, dr, xs), axis=0)
+        need.append(np.maximum(r ** 2 - sd ** 2, 0.0)[ok])
+        dist.append(extrapolation_decades(xs, data_ranges(xt))[ok])
+        dp = (_acc(form, point) - xs.y) * 100
         per_group[str(g)] = {"n": int(test.sum()), "n_calibrating": int(ok.sum()),
                              "mae_points": float(np.mean(np.abs(dp))), "max_abs_points": float(np.max(np.abs(dp))),
-                             "excess_rms": float(np.sqrt(need[-1].mean())) if ok.any() else 0.0}
-    need = np.concatenate(need) if need else np.zeros(0)
-    if not len(need):
-        return {"sigma_log_error": 0.0, "method": "none (no group could be held out)", "n": 0}
-    n = len(need)
-    sigma = float(np.sqrt(need.mean()))
-    return {"sigma_log_error": sigma, "method": "held-out residual variance beyond the fit's own spread, leave-one-" +
-            ("source" if keys is groups else "model") + "-out", "n": n, "groups": [str(g) for g in uniq],
-            "level": level, "per_group": per_group}
+                             "excess_rms": float(np.sqrt(need[-1].mean())) if ok.any() else 0.0,
+                             "mean_decades_out": float(dist[-1].mean()) if ok.any() else 0.0}
+    v = np.concatenate(need) if need else np.zeros(0)
+    d2 = np.concatenate(dist) ** 2 if dist else np.zeros(0)
+    if not len(v):
+        return {**base, "method": "none (no group could be held out)"}
+    s0, s1 = _nonneg_two(v, d2)
+    return {**base, "sigma_log_error": float(np.sqrt(s0)), "sigma_per_decade": float(np.sqrt(s1)),
+            "method": "held-out residual variance beyond the fit's own spread, leave-one-" +
+            ("source" if keys is groups else "model") + "-out", "n": int(len(v)), "groups": [str(g) for g in uniq],
+            "per_group": per_group}
+
+
+def _nonneg_two(v: np.ndarray, d2: np.ndarray) -> tuple[float, float]:
+    """Non-negative least squares of ``v ≈ a + b * d2``."""
+    best = (float(v.mean()), 0.0)
+    if np.ptp(d2) > 0:
+        a_mat = np.column_stack([np.ones_like(d2), d2])
+        (a, b), *_ = np.linalg.lstsq(a_mat, v, rcond=None)
+        if a >= 0 and b >= 0:
+            best = (float(a), float(b))
+        elif b >= 0:  # intercept would be negative: slope alone
+            best = (0.0, float(d2 @ v / (d2 @ d2)))
+    return best

@@ -34,7 +34,7 @@ import numpy as np
 
 from budget.errors import ConfigError
 from planner.scaling import terms
-from planner.scaling.data import Features, build_features
+from planner.scaling.data import Features, build_features, extrapolation_decades
 from planner.scaling.forms import CORE_SATURATING, Form, accuracy, log_error, make_form, param_applies
 
 PRIOR_PATH = Path(__file__).resolve().parent.parent / "prior" / "prior_fit.json"
@@ -111,9 +111,9 @@ class ScalingModel:
         le = log_error(self.form, self.draws, x)
         acc = accuracy(self.form, le)
         a = (1 - level) / 2 * 100
-        sigma = self.discrepancy_sigma
-        if sigma > 0:  # predictive draws: a fixed normal stream, so answers are reproducible
-            eps = np.random.default_rng(12345).standard_normal(le.shape) * sigma
+        sigma = self.discrepancy(x)
+        if sigma.any():  # predictive draws: a fixed normal stream, so answers are reproducible
+            eps = np.random.default_rng(12345).standard_normal(le.shape) * sigma[None, :]
             lo, hi = np.percentile(accuracy(self.form, le + eps), [a, 100 - a], axis=0)
         else:
             lo, hi = np.percentile(acc, [a, 100 - a], axis=0)
@@ -142,8 +142,17 @@ class ScalingModel:
 
     @property
     def discrepancy_sigma(self) -> float:
-        """Model discrepancy on the log-error scale (0 for fits without one)."""
+        """Model discrepancy inside the fitted data, on the form's log scale (0 for fits without one)."""
         return float((self.info.get("discrepancy") or {}).get("sigma_log_error", 0.0))
+
+    def discrepancy(self, x: Features) -> np.ndarray:
+        """Per row: the discrepancy sigma, ``sqrt(s0^2 + s1^2 d^2)`` with ``d`` the decades outside the fitted
+        data of the row's pool (:func:`planner.scaling.fit.discrepancy_sigma`)."""
+        d = self.info.get("discrepancy") or {}
+        s0, s1 = float(d.get("sigma_log_error", 0.0)), float(d.get("sigma_per_decade", 0.0))
+        if not s1 or not d.get("ranges"):
+            return np.full(len(x), s0)
+        return np.sqrt(s0 ** 2 + (s1 * extrapolation_decades(x, d["ranges"])) ** 2)
 
     @property
     def assumed_ranges(self) -> dict[str, tuple[float, float]]:

@@ -44,7 +44,8 @@ Terms (name — what it says — parameters):
   batch size (others are taken at the published runs' ≥ 32k). Fitted on FLIP's batch ladder.
 * ``aug`` — CLIP + data augmentation (seed finding 7: at 30 epochs 25M augmented pairs ≈ 50M plain; at one
   epoch augmentation hurts): ``D`` × ``aug_one_epoch * (1 + (aug_lambda - 1)(1 - exp(-R / aug_repeats)))``.
-  All three assumed (the paper has plots only).
+  All three assumed (the paper has plots only): ``aug_lambda`` 3 puts 25M augmented pairs within a point of
+  50M plain ones at 30 epochs under the fitted repetition term; its range 2–4 spans "comparable".
 * ``conv`` — ResNets (seed finding 4: ResNet-50 beats ViT-B/32 at small sample counts, loses with more): a
   ``modified_resnet`` image tower learns as if from ``exp(conv_data)`` × the data with ``exp(conv_capacity)``
   × the capacity of a ViT of equal GFLOPs. Assumed (no published numbers); ConvNeXt gets no term.
@@ -269,7 +270,7 @@ TERMS: tuple[Term, ...] = (
          "size are taken at >= 32k, as published",
          lambda x: x.batch > 0, _batch, _ident_batch),
     Term("aug", "data",
-         (Param("aug_lambda", 2.25, 1.0, 6.0, (1.6, 3.0), fittable=True),
+         (Param("aug_lambda", 3.0, 1.0, 6.0, (2.0, 4.0), fittable=True),
           Param("aug_one_epoch", 0.9, 0.5, 1.0, (0.75, 1.0), fittable=False),
           Param("aug_repeats", 8.0, 1.0, 50.0, (4.0, 16.0), fittable=False)),
          "Li, Xie, Cubuk 2024 finding 7: 25M augmented pairs ~ 50M plain at 30 epochs; one epoch: it hurts",

@@ -401,7 +401,8 @@ def run_study(spec: StudySpec, *, sweep_dir: str | os.PathLike, executor: str = 
     sweep_dir.mkdir(parents=True, exist_ok=True)
     storage_obj = st.open_storage(url)
     study = st.open_study(storage_obj, name, spec.to_dict(), pruner=pruner, url=url)
-    return _Loop(prep, study, storage_obj, runner, pruner, url, name, poll_s, on_event).run()
+    with st.DriverLock(url, name):  # a second driver of this study waits here, then finds it advanced or done
+        return _Loop(prep, study, storage_obj, runner, pruner, url, name, poll_s, on_event).run()
 
 
 class _Loop:

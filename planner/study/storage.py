@@ -143,3 +143,82 @@ def open_study(storage: Any, name: str, spec: Mapping[str, Any], *, sampler: Any
         return open_study(storage, name, spec, sampler=sampler, pruner=pruner, url=url)
     study.set_user_attr(SPEC_ATTR, want)
     return study
+
+
+class DriverLock:
+    """One driving process per study at a time: a second ``clipbudget study`` on the same study waits.
+
+    Two drivers acting on one study at once would both promote the same configuration and run it twice.
+    The lock lives where the study does and dies with its holder (a killed driver frees it):
+
+    * SQLite and journal files: an ``fcntl`` lock on ``<file>.lock`` beside the file;
+    * MySQL/MariaDB: ``GET_LOCK('clipbudget:<study>')`` held by one connection;
+    * PostgreSQL: ``pg_advisory_lock`` on a hash of the study's name;
+    * in-memory: nothing to share.
+
+    Workers (the jobs) never take it: they only write result rows into the sweep folder.
+    """
+
+    def __init__(self, url: str, study_name: str, *, timeout_s: float | None = None):
+        self.url, self.name, self.timeout_s = url, study_name, timeout_s
+        self._release: Any = None
+
+    def __enter__(self) -> DriverLock:
+        kind = check_url(self.url)
+        if kind in ("sqlite", "journal"):
+            self._file_lock(kind)
+        elif kind in ("mysql", "mariadb", "postgresql"):
+            self._db_lock(kind)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+    def _file_lock(self, kind: str) -> None:
+        import fcntl
+
+        path = journal_path(self.url) if kind == "journal" else Path(self.url.split(":///", 1)[1])
+        if str(path) in ("", ":memory:"):
+            return
+        lock = Path(f"{path}.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(lock, "a+")  # noqa: SIM115 - held until __exit__
+        fcntl.flock(fh, fcntl.LOCK_EX)
+
+        def release() -> None:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+        self._release = release
+
+    def _db_lock(self, kind: str) -> None:
+        import hashlib
+
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+        conn = engine.connect()
+        timeout = -1 if self.timeout_s is None else int(self.timeout_s)
+        if kind == "postgresql":
+            key = int(hashlib.sha256(self.name.encode()).hexdigest()[:15], 16)
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            unlock = ("SELECT pg_advisory_unlock(:k)", {"k": key})
+        else:
+            got = conn.execute(sqlalchemy.text("SELECT GET_LOCK(:n, :t)"),
+                               {"n": f"clipbudget:{self.name}"[:64], "t": timeout}).scalar()
+            if got != 1:
+                conn.close()
+                raise ConfigError(f"another clipbudget study is driving {self.name!r} in {self.url}; "
+                                  f"waited {timeout} s for it")
+            unlock = ("SELECT RELEASE_LOCK(:n)", {"n": f"clipbudget:{self.name}"[:64]})
+
+        def release() -> None:
+            try:
+                conn.execute(sqlalchemy.text(unlock[0]), unlock[1])
+            finally:
+                conn.close()
+                engine.dispose()
+
+        self._release = release

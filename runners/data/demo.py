@@ -452,7 +452,7 @@ def build_demo(
     spec = get_dataset(dataset)
     if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
         raise ConfigError(f"shard size {shard_size} must be a positive number of samples")
-    for flag, n, split in (("--n-train", n_train, "train"), ("--n-eval", n_eval, "test")):
+    for flag, n in (("--n-train", n_train), ("--n-eval", n_eval)):
         if n is not None and n < 1:
             raise ConfigError(f"{flag} {n} must be at least 1")
     if n_eval is not None:  # the train split's bound is checked by build_shards before it writes anything
