@@ -179,10 +179,15 @@ def _their_args(args, n: int, tag: str):
 
 
 def _their_model(a):
-    import open_clip
-    from open_clip_train.main import random_seed
+    import random
 
-    random_seed(a.seed, 0)
+    import numpy as np
+    import open_clip
+    import torch
+
+    torch.manual_seed(a.seed)  # open_clip_train.main.random_seed(seed, rank 0), without importing main (webdataset)
+    np.random.seed(a.seed)
+    random.seed(a.seed)
     return open_clip.create_model_and_transforms(
         a.model, a.pretrained, precision=a.precision, device=a.device, force_patch_dropout=a.force_patch_dropout,
         aug_cfg=a.aug_cfg, output_dict=True)

@@ -183,8 +183,8 @@ def open_page(url: str, *, width: int = 1200, height: int = 900, settle_s: float
 
 
 def save_artifact(name: str, png: bytes) -> Path:
-    """Keep a screenshot as a test artifact under ``$CLIPBUDGET_ARTIFACTS`` (default ``test-artifacts/``)."""
-    root = Path(os.environ.get("CLIPBUDGET_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+    """Keep a screenshot as a test artifact under ``$CLIPBUDGET_ARTIFACTS`` (default ``build/test-artifacts/``, git-ignored)."""
+    root = Path(os.environ.get("CLIPBUDGET_ARTIFACTS", Path(__file__).resolve().parents[1] / "build" / "test-artifacts"))
     root.mkdir(parents=True, exist_ok=True)
     path = root / name
     path.write_bytes(png)

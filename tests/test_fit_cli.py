@@ -62,9 +62,9 @@ def test_fit_with_prior_and_parquet_input(tmp_path, capsys):
 
 def test_predict_prior_json_keys(capsys):
     assert main(["predict", "--model", "ViT-B-32", "--samples-seen", "1.36e9", "--unique-samples", "1.36e9",
-                 "--quality-fraction", "0.4", "--format", "json"]) == 0
+                 "--quality-fraction", "0.4", "--data-pool", "webli", "--format", "json"]) == 0
     p = json.loads(capsys.readouterr().out)
-    assert p["form"] == "saturating" and "quality_clean" in p["finding_terms"]
+    assert p["form"] == "saturating" and "quality_clean" in p["finding_terms"] and "pool:webli" in p["finding_terms"]
     assert any(s.startswith("published:") for s in p["sources"])
     assert main(["predict", "--model", "ViT-B-16", "--samples-seen", "3e9", "--unique-samples", "3e9",
                  "--strategy", "flip", "--flip-mask", "0.75"]) == 0
@@ -136,7 +136,7 @@ def _synthetic_study(tmp_path, eval_dataset="fashion-mnist"):
 
     form = make_form("saturating")
     theta = np.asarray(form.default, dtype=float)
-    truth = {"log_E": math.log(0.08), "log_A": math.log(0.3), "alpha": 0.5, "log_B": math.log(0.6), "beta": 0.35,
+    truth = {"log_E": math.log(0.08), "log_A": math.log(0.3), "alpha": 0.5, "log_B": math.log(0.15), "beta": 0.35,
              "gamma": 0.0}
     for k, v in truth.items():
         theta[form.index(k)] = v
@@ -198,3 +198,15 @@ def test_predict_lists_its_assumptions_and_warns_beyond_published_masks(capsys):
     assert main(["predict", "--model", "RN50", "--samples-seen", "3e8", "--unique-samples", "3e8"]) == 0
     text = capsys.readouterr().out
     assert "stated assumptions" in text and "conv_data" in text
+
+
+def test_plan_lists_assumptions_ties_pool_and_the_compute_optimal_size(capsys):
+    assert main(["plan", "--gflops", "1e10", "--top", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "stated assumptions behind these predictions" in out and "gamma = " in out
+    assert "compute-optimal by the fit" in out and "data pool commonpool" in out
+    assert main(["plan", "--gflops", "1e10", "--data-pool", "laion", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["data_pool"] for r in rows} == {"laion"} and rows[0]["recommended"] and rows[0]["tied_with_best"]
+    assert all(isinstance(r["tied_with_best"], bool) for r in rows)
+    assert sum(r["tied_with_best"] for r in rows) >= 1

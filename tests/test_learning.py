@@ -2,10 +2,12 @@
 loss by a clear margin and lift zero-shot accuracy on 500 real test images well above chance (1 in 10).
 
 These are the fast tests that fail when the loop does not learn (a missing ``optimizer.step()``, an
-optimizer that does nothing, gradients that never reach the weights): with either, the loss stays at its
-initial level (~4.9 for CLIP, ~10.5 for SLIP) and zero-shot accuracy stays near 0.10 (checked by hand,
-see the issue notes). Measured here (seed 0, one thread): the CLIP loss falls 4.9 → 3.6, zero-shot top-1
-0.20–0.36 depending on the strategy; each case trains in 2–5 s on the loaded 2-core machine.
+optimizer that does nothing, gradients that never reach the weights): the loss then stays at its initial
+level (~5.4 for CLIP, ~11 for SLIP) and zero-shot accuracy near 0.10. The last test runs the CLIP case with
+AdamW's step made a no-op and checks that both thresholds catch it (by hand: with ``optimizer.step()``
+deleted from ``runners/train.py`` every test here fails, as does the final-checkpoint test of
+``test_train_strategies.py``). Measured here (seed 0, one thread): the CLIP loss falls 4.9 → 3.6, zero-shot
+top-1 0.20–0.36 depending on the strategy; each case trains in 2–5 s on the loaded 2-core machine.
 
 The thresholds leave room for platform noise but not for a loop that does not learn: a random model's
 zero-shot top-1 on 500 images of 10 balanced classes is 0.10 ± 0.013 (one standard deviation).

@@ -65,6 +65,9 @@ def test_budget_report_shows_the_plan_recommendation_and_every_section(tmp_path,
     lead = re.search(r'<p class="lead">(.*?)</p>', html).group(1)
     assert lead.startswith(f"Recommended: {best['model']} {best['strategy']}")
     assert f"{100 * best['predicted_top1']:.1f} %" in lead
+    # the curves agree with the ranking: at the budget, the recommended model's curve is where the table is
+    compute = re.search(r'<section id="compute">.*?</section>', html, flags=re.S).group(0)
+    assert f"{best['model']} {100 * best['predicted_top1']:.1f} %" in compute
     # assumptions with citations, and the held-out validation table
     assert "Li, Xie, Cubuk" in html and "held-out split" in html
 
@@ -228,3 +231,18 @@ def test_nothing_to_report_on_is_a_usage_error(tmp_path, capsys):
     code, _, err = cli_inproc(capsys, "report", "--out", str(tmp_path / "r.html"))
     _one_line_exit_2(code, err)
     assert not (tmp_path / "r.html").exists()
+
+
+def test_sweep_report_says_why_the_fit_was_not_refreshed(sweep_dir, tmp_path, capsys, monkeypatch):
+    from budget.errors import ConfigError
+    from planner.report import _scaling
+
+    def refuse(*args, **kwargs):
+        raise ConfigError("cannot fit a scaling law to zeroshot_top1 from 1 row")
+
+    monkeypatch.setattr(_scaling, "refit", refuse)
+    out = tmp_path / "sweep.html"
+    code, _, err = cli_inproc(capsys, "report", str(sweep_dir), "--out", str(out))
+    assert code == 0, err
+    refit = re.search(r'<section id="refit">.*?</section>', out.read_text(encoding="utf-8"), flags=re.S).group(0)
+    assert "the fit was not refreshed: cannot fit a scaling law to zeroshot_top1 from 1 row" in refit

@@ -2,7 +2,7 @@
 
 A report fails here if the browser logs a console error or an uncaught exception, if any request fails or
 goes anywhere but the file itself, if a figure has zero size or draws nothing, if the page is blank, or if a
-380-px-wide window has to scroll sideways. A screenshot of each is kept under ``test-artifacts/`` (or
+380-px-wide window has to scroll sideways. A screenshot of each is kept under ``build/test-artifacts/`` (or
 ``$CLIPBUDGET_ARTIFACTS``). Without Chromium these tests skip locally and **fail** under ``CI=true``.
 The last test feeds the checker a deliberately broken page, so a checker that sees nothing fails too.
 """
@@ -104,3 +104,15 @@ def test_the_checker_catches_a_broken_page(chromium, tmp_path):
     for expected in ("console error: boom", "failed request", "figure 1 has size 0x0", "figure 1 draws nothing",
                      "blank page", "scrolls sideways"):
         assert expected in problems, (expected, problems)
+
+
+def test_missing_chromium_fails_under_ci_and_skips_elsewhere(monkeypatch):
+    import tests._report_fixtures as fixtures
+
+    monkeypatch.setattr(fixtures, "find_chromium", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the browser tests"):
+        fixtures.require_chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        fixtures.require_chromium()

@@ -14,7 +14,7 @@ import pytest
 from budget.errors import ConfigError
 from planner.scaling.data import build_features, select_frontier
 from planner.scaling.fit import fit_rows
-from planner.scaling.forms import log_error, make_form
+from planner.scaling.forms import accuracy, log_error, make_form
 
 TRUE = {"log_E": math.log(0.1), "log_A": math.log(0.15), "alpha": 0.4, "log_B": math.log(0.08), "beta": 0.35,
         "log_Rstar": math.log(15.0)}
@@ -28,9 +28,10 @@ def synthetic(rng, sigma=0.02, form_name="saturating"):
     x = build_features(rows)
     theta = np.asarray([TRUE.get(n, d) for n, d in zip(form.params, form.default)])
     theta[form.index("gamma")] = 0.0
+    theta[form.index("rep_rho")] = 0.3  # inside its bounds: the half-life grows with unique data
     log_err = log_error(form, theta[None], x)[0] + rng.normal(0, sigma, len(rows))
     for r, le in zip(rows, log_err):
-        r["zeroshot_top1"] = 1 - math.exp(le)
+        r["zeroshot_top1"] = float(accuracy(form, np.asarray(le)))
     return rows, theta
 
 
@@ -39,7 +40,7 @@ def test_recovers_known_parameters_at_nominal_rate():
     hits = total = 0
     for rep in range(20):
         rows, theta = synthetic(rng)
-        fit = fit_rows(rows, form="saturating", n_boot=200, seed=rep, fixed={"gamma": 0.0}, heldout=False)
+        fit = fit_rows(rows, form="saturating", n_boot=200, seed=rep, fixed={"gamma": 0.0}, assumed={"gamma": (0.0, 0.0)}, heldout=False)
         ints = fit.intervals()
         for name in TRUE:
             lo, hi = ints[name]
@@ -51,14 +52,14 @@ def test_recovers_known_parameters_at_nominal_rate():
 
 def test_point_fit_close_to_truth_without_noise():
     rows, _theta = synthetic(np.random.default_rng(0), sigma=1e-4)
-    fit = fit_rows(rows, form="saturating", n_boot=20, fixed={"gamma": 0.0}, heldout=False)
+    fit = fit_rows(rows, form="saturating", n_boot=20, fixed={"gamma": 0.0}, assumed={"gamma": (0.0, 0.0)}, heldout=False)
     for name, value in TRUE.items():
         assert fit.params[name] == pytest.approx(value, abs=0.05), name
 
 
 def test_auto_prefers_saturating_on_saturating_data_and_reports_both():
     rows, _ = synthetic(np.random.default_rng(2), sigma=0.01)
-    fit = fit_rows(rows, n_boot=50, fixed={"gamma": 0.0})
+    fit = fit_rows(rows, n_boot=50, fixed={"gamma": 0.0}, assumed={"gamma": (0.0, 0.0)})
     assert fit.form == "saturating"
     assert set(fit.candidates) == {"saturating", "cherti"}
     for c in fit.candidates.values():
@@ -111,7 +112,7 @@ def test_frontier_selection():
 def test_outlier_sensitivity_flags_an_injected_outlier():
     rows, _ = synthetic(np.random.default_rng(3), sigma=0.005)
     rows[7]["zeroshot_top1"] = 0.02
-    fit = fit_rows(rows, form="saturating", n_boot=20, fixed={"gamma": 0.0}, heldout=False)
+    fit = fit_rows(rows, form="saturating", n_boot=20, fixed={"gamma": 0.0}, assumed={"gamma": (0.0, 0.0)}, heldout=False)
     s = fit.sensitivity
     assert 7 in s["dropped_rows"] and len(s["prediction_change_points"]) == len(s["dropped_rows"])
     assert s["max_prediction_change_points"] > 0

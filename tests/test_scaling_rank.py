@@ -76,3 +76,16 @@ def test_p_best_matches_draws_for_clear_winner():
 def test_empty_plan():
     r = rank_plan([])
     assert r.rows == [] and not r.extrapolation
+
+
+def test_compute_optimal_size_grows_with_budget_and_names_catalog_models():
+    from planner.scaling.rank import compute_optimal
+
+    opts = [compute_optimal(b, pool_size=3.4e9) for b in (1e9, 1e11, 1e14)]
+    sizes = [o["gflops_per_sample"] for o in opts]
+    assert sizes == sorted(sizes) and sizes[-1] > 10 * sizes[0]
+    for o in opts:
+        lo, hi = o["gflops_per_sample_95"]
+        assert lo <= o["gflops_per_sample"] <= hi and o["samples_seen"] * o["gflops_per_sample"] == pytest.approx(o["budget_gflops"])
+    names = {m["model"] for m in opts[-1]["nearest_models"]}
+    assert names & {"ViT-H-14", "ViT-g-14", "ViT-L-14"}, opts[-1]

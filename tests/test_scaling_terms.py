@@ -141,3 +141,14 @@ def test_fit_draws_unidentified_terms_and_refits_the_rest():
     d = fit.to_dict()
     table = {a["name"]: a for a in d["assumptions"]}
     assert table["quality_clean"]["range"] == [0.3, 0.6] and not table["quality_clean"]["fitted"]
+
+
+def test_text_length_changes_cost_not_capacity():
+    """Capacity counts the text tower at the model's own length: 16 tokens instead of 77 make a run cheaper,
+    not a worse learner (the seed paper varies the image tower with one text tower)."""
+    m = load_model(None)
+    x = m.features([{"model": "ViT-Ti-16", "samples_seen": 1e9, "unique_samples": 1e9, "context_length": c}
+                    for c in (77, 16)])
+    assert x.capacity[0] == x.capacity[1] and x.total_gflops[1] < 0.6 * x.total_gflops[0]
+    p = m.predict(x)
+    assert p.top1[0] == p.top1[1]

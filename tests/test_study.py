@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +22,9 @@ from planner.cli.main import main
 from planner.study.driver import StudySpec, prepare, run_study
 from planner.study.law import PlanOptions
 from planner.study.policy import Observation, PolicyConfig, Posterior, StudyLaw, decide
-from planner.study.pruner import ScalingLawPruner, step_of_gflops
+from planner.study.pruner import ScalingLawPruner
 from planner.study.simulate import GroundTruth
+from tests._study_fixtures import same_result
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET = 1e10
@@ -139,7 +139,7 @@ def test_ground_truth_is_seeded_and_regret_is_measured_against_the_best():
 def test_pruner_works_in_plain_optuna_code():
     prep = prepare(spec())
     truth = GroundTruth(TARGET, OPTIONS, prep.rungs[:-1], seed=2)
-    pruner = ScalingLawPruner(TARGET, plan_options=OPTIONS)
+    pruner = ScalingLawPruner(TARGET, eta=3, n_rungs=4, plan_options=OPTIONS)
     study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.BruteForceSampler(seed=0))
 
     def objective(trial):
@@ -148,7 +148,7 @@ def test_pruner_works_in_plain_optuna_code():
                trial.suggest_categorical("quality_fraction", [0.4, 1.0]))
         for g in prep.rungs:
             top1 = truth.observe(key, g if g < prep.rungs[-1] else TARGET)
-            trial.report(top1, step=step_of_gflops(g))
+            trial.report(top1, step=prep.rungs.index(g))
             if trial.should_prune():
                 raise optuna.TrialPruned()
         return top1
@@ -194,12 +194,13 @@ def test_study_runs_on_real_storage_and_records_trials(tmp_path, storage):
         run0 = t.user_attrs["run_0"]
         assert run0["run_id"].startswith("sim-") and run0["gflops"] > 0 and "result_path" in run0
         assert t.user_attrs["config"]["model"] == t.params["model"]
-        assert sorted(t.intermediate_values) == [step_of_gflops(g) for g in res.rungs[: len(t.intermediate_values)]]
+        assert sorted(t.intermediate_values) == list(range(len(t.intermediate_values)))  # steps are rungs
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert all(t.value == t.intermediate_values[step_of_gflops(res.rungs[-1])] for t in completed)
+    assert all(t.value == t.intermediate_values[len(res.rungs) - 1] for t in completed)
+    assert all(t.user_attrs["config"]["rung_gflops"] == list(res.rungs) for t in trials)
     # running the same command again continues the finished study: nothing new
     again = run_study(spec(), sweep_dir=tmp_path / "s", executor="simulate", storage=url)
-    assert again.to_json() == j
+    assert same_result(again.to_json(), j)
 
 
 def test_interrupted_study_resumes_without_rerunning(tmp_path, monkeypatch):
@@ -227,7 +228,7 @@ def test_interrupted_study_resumes_without_rerunning(tmp_path, monkeypatch):
     a, b = ref.to_json(), res.to_json()
     for k in ("storage", "study_name"):
         a.pop(k), b.pop(k)
-    assert a == b  # same runs, same spend, same recommendation: nothing lost
+    assert same_result(a, b), (a, b)  # same runs, same spend, same recommendation: nothing lost
     assert sorted(calls) == sorted(ref_calls)  # and nothing run twice
 
 
@@ -252,7 +253,7 @@ def test_killed_cli_resumes(tmp_path):
     a, b = json.loads(ref.stdout)[0], json.loads(again.stdout)[0]
     for k in ("storage", "study_name"):
         a.pop(k), b.pop(k)
-    assert a == b
+    assert same_result(a, b), (a, b)
     after = optuna.load_study(study_name="cut", storage=db).get_trials()
     assert len(after) == len({(t.params["model"], t.params["strategy"], t.params["quality_fraction"]) for t in after})
 

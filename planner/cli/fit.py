@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
     d["inputs"] = [str(p) for p in args.results]
     d["prior_included"] = not args.no_prior and not why_alone
     d["prior_refused"] = why_alone
-    d["eval_dataset"] = _eval_sets(own)[0] if len(_eval_sets(own)) == 1 else None
+    others = [e for e in _eval_sets(own) if e.lower() not in IMAGENET_NAMES]
+    d["eval_dataset"] = ", ".join(others) or None  # set only when it is not the prior's ImageNet
     d["prior_fixed_terms"] = fixed
     d["n_own_rows"] = len(own)
     if missing:
@@ -161,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot write {out_path}: {exc.strerror or exc}") from None
     _print(fit, d, out_path)
+    if missing:
+        fmt.warn(f"your own rows alone are thin ({missing.split(': ', 1)[0]}); the prior supplies the rest. "
+                 + missing.split("; ", 1)[-1])
     return 0
 
 

@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 DEFAULT_TABLE_ROWS = 20
 #: Keys of every JSON/CSV row, in order (the ranking keys follow when ranked).
 ROW_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(PlanRow))
-RANK_KEYS: tuple[str, ...] = ("predicted_top1", "ci_low", "ci_high", "p_best", "recommended", "tied_with_best",
-                               "data_pool")
+RANK_KEYS: tuple[str, ...] = ("predicted_top1", "ci_low", "ci_high", "p_best", "recommended")
+#: Further ranking keys (after RANK_KEYS in JSON/CSV): ``tied_with_best``, ``data_pool``, ``extrapolation``,
+#: ``finding_terms`` (the stated assumptions a row rests on; see :mod:`planner.scaling.rank`).
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -165,6 +166,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _optimum_line(budget: Any, args: argparse.Namespace, rows: list[dict]) -> list[str]:
+    """The compute-optimal size the fit implies at this budget (:func:`planner.scaling.rank.compute_optimal`)."""
+    import planner.scaling.rank as ranker
+
+    optimum = getattr(ranker, "compute_optimal", None)
+    if optimum is None:
+        return []
+    o = optimum(budget.gflops, fit=args.fit, data_pool=args.data_pool, pool_size=args.pool_size)
+    near = " and ".join(f"{m['model']} ({fmt.sci(m['gflops_per_sample'])})" for m in o["nearest_models"])
+    lo, hi = o["gflops_per_sample_95"]
+    lines = [f"compute-optimal by the fit (plain CLIP, whole pool): {fmt.sci(o['gflops_per_sample'])} GFLOPs/sample "
+             f"(95% of draws: {fmt.sci(lo)}–{fmt.sci(hi)}), {fmt.human_count(o['samples_seen'])} samples seen; "
+             f"nearest catalog models: {near or '-'}"]
+    largest = max((r["gflops_per_sample"] for r in rows if r["strategy"] in ("clip", "clip_aug")), default=0.0)
+    if lo > largest:
+        lines.append(f"the budget can use larger models than any planned ({fmt.sci(largest)} GFLOPs/sample at most): "
+                     f"add them with --models {' '.join(m['model'] for m in o['nearest_models'])}")
+    return lines
+
+
 def _enumerate(budget: Any, args: argparse.Namespace) -> Any:
     """:func:`planner.plan.enumerate_plan` with the command line's grid options."""
     from planner.plan import enumerate_plan
@@ -227,6 +248,9 @@ def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warning
     ]
     src = f"; sources: {', '.join(ranking.sources)}" if ranking.sources else ""
     header.append(f"Fit: {ranking.fit_name}{src}")
+    if getattr(ranking, "eval_dataset", None):
+        header.append(f"Fit: predictions are {ranking.metric} on {ranking.eval_dataset}, the fitted study's own "
+                      "evaluation set (never pooled with the prior's ImageNet rows)")
     if ranking.extrapolation:
         header.append("Fit: this budget is outside the fitted data's compute range: predictions are "
                       "extrapolation")
@@ -265,16 +289,19 @@ def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warning
             f"epoch{'' if r['epochs'] == 1 else 's'}), predicted top-1 "
             f"{fmt.pct(r.get('predicted_top1'))} [{fmt.pct(r.get('ci_low'))}, {fmt.pct(r.get('ci_high'))}], "
             f"best in {fmt.pct(r.get('p_best'), 0)} of bootstrap draws; data pool {r.get('data_pool') or '-'}")
-    if ranking.tied:
-        footer.append(f"= tied with the recommended row within the uncertainty ({ranking.tied} row"
-                      f"{'s' if ranking.tied > 1 else ''}): equally good as far as the fit can tell")
-    if ranking.assumptions:
+    tied = getattr(ranking, "tied", 0)
+    if tied:
+        footer.append(f"= tied with the recommended row within the uncertainty ({tied} row"
+                      f"{'s' if tied > 1 else ''}): equally good as far as the fit can tell")
+    assumptions = getattr(ranking, "assumptions", [])
+    if assumptions:
         footer.append("stated assumptions behind these predictions (each drawn from its range in every bootstrap "
                       "draw; values are the point estimate's):")
         footer += [f"  {a['name']} = {a['value']:.4g} in [{a['range'][0]:.4g}, {a['range'][1]:.4g}]: "
-                   f"{a['statement']} ({a['citation']})" for a in ranking.assumptions]
+                   f"{a['statement']} ({a['citation']})" for a in assumptions]
     if any(r.get("extrapolation") for r in shown):
         footer.append("~ prediction outside the fitted data's range (extrapolation)")
+    footer += _optimum_line(budget, args, rows)
     if len(rows) > len(shown):
         footer.append(f"showing {len(shown)} of {len(rows)} rows (--top N; --format json/csv carry every row)")
     if plan.dropped:

@@ -62,9 +62,12 @@ def load_law(fit: str | os.PathLike | None = None) -> Law:
 
 
 def predict(law: Law, rows: Sequence[Mapping]) -> Predictions:
-    """Predicted zero-shot top-1 with 95 % intervals for ``rows`` (plan-row or result-row mappings)."""
+    """Predicted zero-shot top-1 with 95 % intervals for ``rows`` (plan-row or result-row mappings); a row
+    without ``data_pool`` gets the fit's default pool, as :func:`planner.scaling.rank.rank_plan` gives it."""
     m = law.model
-    x = m.features(list(rows))
+    pool = getattr(m, "default_pool", None)  # as rank_plan does: rows that name no pool train on the fit's default
+    rows = [r if r.get("data_pool") or not pool else {**r, "data_pool": pool} for r in rows]
+    x = m.features(rows)
     p = m.predict(x)
     return Predictions(top1=np.asarray(p.top1), ci_low=np.asarray(p.ci_low), ci_high=np.asarray(p.ci_high),
                        extrapolation=np.asarray(p.extrapolation, dtype=bool),
@@ -75,8 +78,8 @@ def rank(rows: Sequence, law: Law) -> dict:
     """Rank plan rows: ``{"rows": [...best first, each with predicted_top1, ci_low, ci_high, p_best,
     recommended, tied], "warnings": [...], "sources": [...], "fit_name": str}``.
 
-    ``tied`` comes from the ranking when it says; otherwise a row is tied with the best when its point
-    prediction is within :data:`TIE_POINTS` points of the best one's.
+    ``tied`` is the ranking's ``tied_with_best`` when it says; otherwise a row is tied with the best when its
+    point prediction is within :data:`TIE_POINTS` points of the best one's.
     """
     from planner.scaling.rank import rank_plan
 
@@ -92,9 +95,8 @@ def rank(rows: Sequence, law: Law) -> dict:
     if out:
         best = out[0]["predicted_top1"]
         for row in out:
-            if "tied" not in row:
-                row["tied"] = bool(abs(row["predicted_top1"] - best) * 100 <= TIE_POINTS)
-            row["tied"] = bool(row["tied"])
+            api_tied = row.get("tied_with_best", row.get("tied"))
+            row["tied"] = bool(api_tied) if api_tied is not None else abs(row["predicted_top1"] - best) * 100 <= TIE_POINTS
     return {"rows": out, "warnings": list(getattr(r, "warnings", [])), "sources": list(getattr(r, "sources", [])),
             "fit_name": getattr(r, "fit_name", law.name), "extrapolation": bool(getattr(r, "extrapolation", False))}
 
@@ -223,32 +225,32 @@ def refit(results: Sequence[str | os.PathLike], *, n_boot: int = 200, seed: int 
     """The fit ``clipbudget fit RESULTS --bootstrap n_boot`` makes of these results tables or folders (with the
     published prior where that command pools it), held in memory.
 
-    Runs the ``fit`` command in-process, output captured: the policy of what may be pooled with the prior
-    (evaluation sets, metrics) lives in that command, and its flags are a stable contract. Raises
-    :class:`ConfigError` with the command's one-line reason when it refuses.
+    Runs the ``fit`` command's handler in-process, its output captured: the policy of what may be pooled with
+    the prior (evaluation sets, metrics) lives in that command, and its flags are a stable contract. Raises
+    :class:`ConfigError` with the command's reason when it refuses.
     """
     import contextlib
     import io
     import logging
 
-    from planner.cli.main import main
+    from planner.cli.main import UsageError, build_parser
 
     with tempfile.TemporaryDirectory(prefix="clipbudget-report-") as tmp:
         p = Path(tmp) / "refit.json"
-        out, err = io.StringIO(), io.StringIO()
+        argv = ["fit", *[str(r) for r in results], "--out", str(p), "--bootstrap", str(n_boot), "--seed", str(seed)]
         quiet = logging.getLogger("planner.scaling")  # the fit's warnings travel in FIT.json, shown by the report
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = main(["fit", *[str(r) for r in results], "--out", str(p), "--bootstrap", str(n_boot),
-                             "--seed", str(seed)])
+            args = build_parser(("fit",)).parse_args(argv)
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                code = args.handler(args)
+        except UsageError as exc:  # pragma: no cover - the arguments above are always valid
+            raise ConfigError(str(exc)) from None
         finally:
             quiet.setLevel(level)
-        if code != 0 or not p.is_file():
-            lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
-            why = lines[-1].removeprefix("clipbudget: error: ") if lines else f"exit code {code}"
-            raise ConfigError(why)
+        if code not in (0, None) or not p.is_file():
+            raise ConfigError(f"clipbudget fit exited with code {code} and wrote no fit")
         law = load_law(p)
     info = dict(law.info)
     own = info.get("n_own_rows", "?")

@@ -30,7 +30,7 @@ class Features:
     """Per-row arrays (length n). Units: counts (samples), GFLOPs / GMACs as named."""
 
     model: np.ndarray  # str
-    capacity: np.ndarray  # plain CLIP per-sample forward GFLOPs (capacity N before /10)
+    capacity: np.ndarray  # plain CLIP per-sample forward GFLOPs at the model's own text length (N before /10)
     compute_gmacs: np.ndarray  # strategy-adjusted per-sample forward GMACs × samples seen
     total_gflops: np.ndarray  # strategy-adjusted per-sample forward GFLOPs × samples seen (paper convention)
     seen: np.ndarray
@@ -58,13 +58,16 @@ class Features:
 @lru_cache(maxsize=512)
 def model_costs(model: str, strategy: str, image_size: int | None, context_length: int | None,
                 mask: float) -> tuple[float, float, bool]:
-    """(plain CLIP forward GFLOPs, strategy-adjusted forward GFLOPs, is-convolutional) per sample."""
+    """(plain CLIP forward GFLOPs at the model's own text length — the capacity —, strategy-adjusted forward
+    GFLOPs at the given sizes — the cost —, is-convolutional) per sample."""
     from budget.catalog import get_model
     from budget.cost import sample_cost_of
 
     spec = get_model(model)
     sizes = {"model": spec, "image_size": image_size, "context_length": context_length}
-    plain = sample_cost_of({**sizes, "strategy": "clip"})
+    # capacity: the text tower at the model's own text length, so a shorter text changes the cost of a run
+    # but not what the model can learn (the seed paper keeps one text tower and varies the image tower)
+    plain = sample_cost_of({"model": spec, "image_size": image_size, "strategy": "clip"})
     adj = sample_cost_of({**sizes, "strategy": strategy, "flip_mask_ratio": mask if strategy == "flip" else None})
     return float(plain.forward_gflops), float(adj.forward_gflops), spec.family in CONV_FAMILIES
 

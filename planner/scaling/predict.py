@@ -38,7 +38,7 @@ from planner.scaling.data import Features, build_features, extrapolation_decades
 from planner.scaling.forms import CORE_SATURATING, Form, accuracy, log_error, make_form, param_applies
 
 PRIOR_PATH = Path(__file__).resolve().parent.parent / "prior" / "prior_fit.json"
-PRIOR_NAME = "built-in prior (published results + finding-based terms)"
+PRIOR_NAME = "built-in prior (published results + stated assumptions)"
 
 
 #: Floor of a predicted top-1 (ImageNet chance level): the forms' error can exceed 1 far outside the data.
@@ -265,10 +265,13 @@ def predict_config(*, model: str, samples_seen: float, unique_samples: float, qu
 
 def term_citations(names: Sequence[str]) -> list[str]:
     """Citations of finding-based terms (for a prediction's ``sources``)."""
-    out = []
+    groups: dict[str, list[str]] = {}
+    cites: dict[str, str] = {}
     for n in names:
         t = terms.term_of(n)
-        c = t.citation if t is not None else terms.POOL_CITATION if n.startswith("pool:") else None
-        if c and f"{n}: {c}" not in out:
-            out.append(f"{n}: {c}")
-    return out
+        key = t.name if t is not None else "pool" if n.startswith(("pool:", "pool_slope:")) else None
+        if key is None:
+            continue
+        groups.setdefault(key, []).append(n)
+        cites[key] = t.citation if t is not None else terms.POOL_CITATION
+    return [f"{k} ({', '.join(v)}): {cites[k]}" for k, v in groups.items()]

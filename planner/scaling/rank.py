@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 import numpy as np
 
 from budget.errors import ConfigError
+from planner.scaling import terms
 from planner.scaling.predict import load_model, term_citations
 
 
@@ -54,6 +55,7 @@ class Ranking:
     assumptions: list[dict] = field(default_factory=list)
     tied: int = 0
     metric: str = "zeroshot_top1"
+    eval_dataset: str | None = None  # the fit's evaluation set when it is not the prior's ImageNet
 
 
 def _as_dict(row) -> dict:
@@ -106,6 +108,10 @@ def rank_plan(rows: Sequence, fit: str | os.PathLike | None = None, data_pool: s
                         f"({lo:.3g}–{hi:.3g} GFLOPs): their predictions are extrapolations")
     if out[0]["extrapolation"]:
         warnings.append("the recommended row is an extrapolation beyond the fitted data")
+    masks = x.mask[x.is_flip > 0]
+    if len(masks) and masks.max() > terms.FLIP_MAX_PUBLISHED_MASK:
+        warnings.append(f"FLIP mask {masks.max():g} is beyond the largest published mask "
+                        f"({terms.FLIP_MAX_PUBLISHED_MASK:g}, FLIP Table 1): the mask term is extrapolated")
     n_tied = int(tied.sum()) - 1
     if n_tied:
         warnings.append(f"{n_tied} other row{'s' if n_tied > 1 else ''} cannot be told apart from the recommended "
@@ -117,4 +123,56 @@ def rank_plan(rows: Sequence, fit: str | os.PathLike | None = None, data_pool: s
     return Ranking(rows=out, fit_name=model.name, warnings=warnings, extrapolation=extra,
                    sources=list(model.sources) + term_citations(sorted(used_terms)),
                    assumptions=model.assumptions(sorted(used_terms)), tied=n_tied,
-                   metric=str(model.info.get("metric", "zeroshot_top1")))
+                   metric=str(model.info.get("metric", "zeroshot_top1")), eval_dataset=model.info.get("eval_dataset"))
+
+
+#: Catalog models named as the nearest to a compute-optimal size (ViTs at 224 px with open_clip's text tower).
+OPTIMUM_CANDIDATES = ("ViT-Ti-16", "ViT-S-32", "ViT-S-16", "ViT-B-32", "ViT-B-16", "ViT-L-16", "ViT-L-14", "ViT-H-14",
+                      "ViT-g-14", "ViT-bigG-14")
+
+
+def compute_optimal(budget_gflops: float, fit: str | os.PathLike | None = None, data_pool: str | None = None, *,
+                    pool_size: float | None = None, quality_fraction: float = 1.0) -> dict:
+    """The model size and samples seen the law implies at ``budget_gflops`` (plain CLIP, paper convention),
+    whether or not a catalog model has that size (as the LAION scaling-law code's D_opt(C)).
+
+    Scans per-sample forward GFLOPs ``N`` (capacity) on a log grid, with ``S = budget / N`` samples seen and
+    ``min(S, pool_size * quality_fraction)`` unique (one epoch when ``pool_size`` is None). Returns
+    ``gflops_per_sample`` and ``samples_seen`` at the point estimate's optimum, ``predicted_top1``, the 95 %
+    range of the optimal ``gflops_per_sample`` over the bootstrap/assumption draws (``gflops_per_sample_95``),
+    and ``nearest_models`` (the catalog ViTs just below and above, with their GFLOPs per sample).
+    """
+    from planner.scaling.data import Features, model_costs
+    from planner.scaling.forms import accuracy, log_error
+
+    model = load_model(fit)
+    pool = model.default_pool if data_pool is None else data_pool
+    key = "pool:" if not pool or pool == model.reference_pool else f"pool:{pool}"
+    caps = np.logspace(-1, 3.7, 95)
+    seen = budget_gflops / caps
+    unique = np.minimum(seen, pool_size * quality_fraction) if pool_size else seen
+    n = len(caps)
+    zeros = np.zeros(n)
+    x = Features(model=np.asarray(["(size)"] * n), capacity=caps, compute_gmacs=caps / 2 * seen,
+                 total_gflops=caps * seen, seen=seen, unique=unique, quality=np.full(n, quality_fraction),
+                 mask=zeros, batch=zeros, conv=zeros, is_slip=zeros, is_flip=zeros, is_aug=zeros,
+                 strategy=np.asarray(["clip"] * n), pool_key=np.asarray([key] * n), y=None)
+    point = accuracy(model.form, log_error(model.form, model.theta[None], x)[0])
+    draws = accuracy(model.form, log_error(model.form, model.draws, x))
+    best = int(np.argmax(point))
+    opt = caps[np.argmax(draws, axis=1)]
+    sizes = []
+    for name in OPTIMUM_CANDIDATES:
+        try:
+            sizes.append((model_costs(name, "clip", None, None, 0.0)[0], name))
+        except ConfigError:
+            continue
+    sizes.sort()
+    below = [s for s in sizes if s[0] <= caps[best]]
+    above = [s for s in sizes if s[0] > caps[best]]
+    nearest = ([below[-1]] if below else []) + ([above[0]] if above else [])
+    return {"budget_gflops": float(budget_gflops), "gflops_per_sample": float(caps[best]),
+            "samples_seen": float(seen[best]), "predicted_top1": float(point[best]),
+            "gflops_per_sample_95": [float(np.percentile(opt, 2.5)), float(np.percentile(opt, 97.5))],
+            "at_grid_edge": best in (0, n - 1), "data_pool": pool or model.reference_pool,
+            "nearest_models": [{"model": m, "gflops_per_sample": float(g)} for g, m in nearest]}

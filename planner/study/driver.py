@@ -1,7 +1,8 @@
 """The study driver: ask-and-tell over an Optuna storage, runs through an executor, the policy in between.
 
 One Optuna trial per configuration (parameters ``model``, ``strategy``, ``quality_fraction``); each run of
-it at a rung is an intermediate report ``trial.report(top1, step=rung GFLOPs)``, and the trial ends
+it at a rung is an intermediate report ``trial.report(top1, step=rung index)`` (the rungs' GFLOPs are in
+the ``config`` attribute), and the trial ends
 ``COMPLETE`` with its top-1 at the target, or ``PRUNED`` (by the rule, or when the budget ran out). Trial
 user attributes: ``config`` (the configuration and its row at the target) and ``run_<k>`` per rung run
 (``run_id``, ``gflops`` of that run, ``samples_seen``, ``sweep_dir``, ``result_path``), so
@@ -50,13 +51,6 @@ DEFAULT_ETA = 3.0
 DEFAULT_RUNGS = 5
 EXECUTORS = ("simulate", "debug", "local", "slurm")
 RUN_ATTR = "run_{}"
-
-
-def step_of_gflops(gflops: float) -> int:
-    """The Optuna step of a report: the run's rung compute in MFLOPs (GFLOPs × 1000, rounded; steps are ints)."""
-    from planner.study.pruner import step_of_gflops as step
-
-    return step(gflops)
 
 
 @dataclass(frozen=True)
@@ -126,7 +120,7 @@ def prepare(spec: StudySpec) -> Prepared:
                               "(--min-rung-gflops); raise --gflops or lower --min-rung-gflops")
         n = int(math.floor(math.log(t / m) / math.log(spec.eta) + 1e-9)) + 1
     rungs = tuple(float(g) for g in rung_gflops(t, eta=spec.eta, n_rungs=n))
-    if step_of_gflops(rungs[0]) < 1 or len({step_of_gflops(g) for g in rungs}) < len(rungs):
+    if rungs[0] < 1e-3:
         raise ConfigError(f"target budget {t:.4g} GFLOPs is smaller than the smallest rung allows: "
                           f"{t:.4g}/{spec.eta:g}^{n - 1} GFLOPs is below 1 MFLOP; lower --rungs or raise --gflops")
     slaw = StudyLaw(t, spec.options, spec.policy, spec.fit)
@@ -397,11 +391,13 @@ def run_study(spec: StudySpec, *, sweep_dir: str | os.PathLike, executor: str = 
     name = study_name or sweep_dir.resolve().name
     from planner.study.pruner import ScalingLawPruner
 
-    pruner = ScalingLawPruner(spec.target_gflops, study_law=prep.law)
+    pruner = ScalingLawPruner(spec.target_gflops, eta=spec.eta, n_rungs=len(prep.rungs), study_law=prep.law)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    storage_obj = st.open_storage(url)
-    study = st.open_study(storage_obj, name, spec.to_dict(), pruner=pruner, url=url)
-    with st.DriverLock(url, name):  # a second driver of this study waits here, then finds it advanced or done
+    # a second driver of this study waits here (before touching the storage: Optuna's first use of an empty
+    # database creates its tables, which two processes must not do at once), then finds it advanced or done
+    with st.DriverLock(url, name):
+        storage_obj = st.open_storage(url)
+        study = st.open_study(storage_obj, name, spec.to_dict(), pruner=pruner, url=url)
         return _Loop(prep, study, storage_obj, runner, pruner, url, name, poll_s, on_event).run()
 
 
@@ -411,7 +407,7 @@ class _Loop:
         self.prep, self.study, self.storage, self.runner = prep, study, storage, runner
         self.pruner, self.url, self.name = pruner, url, name
         self.poll_s, self.on_event = poll_s, on_event
-        self.step_of = {step_of_gflops(g): i for i, g in enumerate(prep.rungs)}
+        self.n_rungs = len(prep.rungs)
         self.steps = 0
 
     # -- reading the storage
@@ -433,7 +429,7 @@ class _Loop:
                 continue
             if key not in self.prep.costs:
                 continue
-            reports = {self.step_of[int(s)]: float(v) for s, v in t.intermediate_values.items() if int(s) in self.step_of}
+            reports = {int(s): float(v) for s, v in t.intermediate_values.items() if 0 <= int(s) < self.n_rungs}
             runs = {int(k.split("_", 1)[1]): dict(v) for k, v in t.user_attrs.items() if k.startswith("run_")}
             out.append(TrialView(t._trial_id, t.number, key, t.state.name, reports, runs))
         return out
@@ -536,8 +532,7 @@ class _Loop:
             if o.result_path:
                 self.storage.set_trial_user_attr(r.trial_id, RUN_ATTR.format(r.rung),
                                                  dict(r.attr, status="done", result_path=o.result_path))
-            self.storage.set_trial_intermediate_value(r.trial_id, step_of_gflops(self.prep.rungs[r.rung]),
-                                                      float(o.top1))
+            self.storage.set_trial_intermediate_value(r.trial_id, r.rung, float(o.top1))
             by_id[r.trial_id].reports[r.rung] = float(o.top1)
             if r.rung == len(self.prep.rungs) - 1:
                 self.study.tell(r.number, values=float(o.top1), skip_if_finished=True)
@@ -611,6 +606,8 @@ class _Loop:
         return self.pruner.law.posterior(obs, keys), obs
 
     def finish(self, views: list[TrialView]) -> StudyResult:
+        from planner.study.storage import display_url as st_display_url
+
         post, obs = self.posterior(views)
         i = int(max(range(len(post.keys)), key=lambda j: (post.top1[j], -j)))
         key = post.keys[i]
@@ -631,7 +628,7 @@ class _Loop:
                "measured_top1_at_target": by_key[key].reports.get(len(self.prep.rungs) - 1)}
         result = StudyResult(recommended=rec, predicted_top1=float(post.top1[i]), ci_low=float(post.ci_low[i]),
                              ci_high=float(post.ci_high[i]), ledger=self.ledger(views), trials=len(views),
-                             runs=len(obs), rows=rows, rungs=self.prep.rungs, storage=self.url, study_name=self.name,
+                             runs=len(obs), rows=rows, rungs=self.prep.rungs, storage=st_display_url(self.url), study_name=self.name,
                              finished=True, skipped=self.prep.skipped)
         truth = getattr(self.runner, "truth", None)
         if truth is not None:

@@ -6,7 +6,9 @@ here only:
 * :func:`plan_rows` — the plan's rows at one compute budget, keyed by configuration
   (``(model, strategy, quality_fraction)``), from :func:`planner.plan.enumerate_plan`;
 * :func:`prior_log_error_draws` — the prior's bootstrap draws of ``log(1 - top1)`` for rows
-  (:meth:`planner.scaling.predict.ScalingModel.predict`, accuracies turned back into log error).
+  (:meth:`planner.scaling.predict.ScalingModel.predict`, accuracies turned back into log error);
+* :func:`prior_discrepancy_sd` — the prior's model discrepancy per row (how far one configuration may sit
+  from the law), the scale of per-configuration deviations.
 
 Compute is the paper convention throughout: per-sample forward GFLOPs × samples seen.
 
@@ -104,6 +106,18 @@ def prior_log_error_draws(rows: Sequence[Mapping[str, Any]], fit: str | os.PathL
     model = load_model(fit)
     pred = model.predict([dict(r) for r in rows])
     return np.log(np.clip(1.0 - np.asarray(pred.draws, dtype=float), _MIN_ERROR, 1.0))
+
+
+def prior_discrepancy_sd(rows: Sequence[Mapping[str, Any]], fit: str | os.PathLike | None = None) -> np.ndarray:
+    """The fit's model-discrepancy sd per row, in log error: how far a real configuration may sit from the law
+    beyond the parameters' uncertainty (:meth:`planner.scaling.predict.ScalingModel.discrepancy`; zeros for a
+    fit without one)."""
+    from planner.scaling.predict import load_model
+
+    model = load_model(fit)
+    if not hasattr(model, "discrepancy"):
+        return np.zeros(len(rows))
+    return np.asarray(model.discrepancy(model.features([dict(r) for r in rows])), dtype=float)
 
 
 def prior_name(fit: str | os.PathLike | None = None) -> str:

@@ -10,8 +10,8 @@ starting point. Each of the prior's bootstrap draws ``b`` gives a shape ``f_b(co
 ``t = ln(compute / TARGET)``: ``a`` shifts the level of the whole study (a user's evaluation set is not
 ImageNet: the prior lends the study its shape, not its level), ``s`` tilts its slope, ``d_c``/``e_c`` let
 each configuration deviate from the law, all Gaussian (:class:`PolicyConfig` gives their standard
-deviations). Given ``b`` this is a Gaussian process, solved exactly; the draws are reweighted by their
-marginal likelihood, so data that contradict a shape retire it. At the target (``t = 0``) the prediction
+deviations; the run noise is chosen by marginal likelihood among a few). Given ``b`` this is a Gaussian
+process, solved exactly; the draws are reweighted by their marginal likelihood, so data that contradict a shape retire it. At the target (``t = 0``) the prediction
 of configuration ``c`` is the weighted mixture over draws of ``f_b(c, TARGET) + a + d_c``, summarised by
 its mean and standard deviation in log error; the interval is mean ± z·sd (z = 1.96 for 95 %), turned into
 top-1.
@@ -50,9 +50,12 @@ class PolicyConfig:
 
     ``level``: two-sided confidence level of the bounds (0.95: mean ± 1.96 sd).
     ``level_sd``: study-wide level shift ``a``; ``slope_sd``: study-wide slope tilt ``s`` per unit of
-    ln(compute); ``config_sd``: per-configuration deviation ``d_c`` (at least this; the prior's own spread at
-    the target when larger); ``config_slope_sd``: per-configuration slope deviation ``e_c``; ``noise_sd``:
-    run-to-run noise (seeds); ``n_draws``: prior draws used (evenly spaced over the prior's).
+    ln(compute); ``config_sd``: per-configuration deviation ``d_c`` (at least this; the prior's model
+    discrepancy at the target when larger); ``config_slope_sd``: per-configuration slope deviation ``e_c``; ``noise_sd``:
+    run-to-run noise (seeds): the refit uses whichever of ``noise_sd × noise_multipliers`` gives the data the
+    highest marginal likelihood once there are ``min_observations_for_noise`` runs (tiny CPU runs are far
+    noisier than large ones); ``n_draws``: prior draws used
+    (evenly spaced over the prior's).
     """
 
     level: float = 0.95
@@ -61,6 +64,8 @@ class PolicyConfig:
     config_sd: float = 0.01
     config_slope_sd: float = 0.005
     noise_sd: float = 0.01
+    noise_multipliers: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)
+    min_observations_for_noise: int = 8
     n_draws: int = 200
 
     @property
@@ -68,7 +73,7 @@ class PolicyConfig:
         return NormalDist().inv_cdf(0.5 + self.level / 2)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
 
 
 def rung_gflops(target_gflops: float, *, eta: float, n_rungs: int) -> list[float]:
@@ -99,6 +104,7 @@ class Posterior:
     z: float
     n_observations: int
     effective_draws: float
+    noise_sd: float = 0.0  #: the run-noise sd the refit chose (log error)
 
     @property
     def top1(self) -> np.ndarray:
@@ -167,6 +173,15 @@ class StudyLaw:
                 self._draws[p] = full[:, j]
         return np.stack([self._draws[(k, float(g))] for k, g in pairs], axis=1)
 
+    def discrepancy(self, keys: Sequence[Key]) -> np.ndarray:
+        """Per-configuration deviation scale at the target: the prior's model discrepancy (cached)."""
+        missing = [k for k in keys if (k, "disc") not in self._draws]
+        if missing:
+            sd = law.prior_discrepancy_sd([self.row(k, self.target_gflops) for k in missing], self.fit)
+            for k, v in zip(missing, sd):
+                self._draws[(k, "disc")] = np.asarray(float(v))
+        return np.asarray([float(self._draws[(k, "disc")]) for k in keys])
+
     def posterior(self, observations: Sequence[Observation], keys: Sequence[Key]) -> Posterior:
         """Refit on ``observations`` and predict at the target for ``keys`` (see the module docstring)."""
         try:
@@ -183,7 +198,7 @@ class StudyLaw:
         keys = tuple(keys)
         index = {k: i for i, k in enumerate(keys)}
         f_target = self.draws([(k, self.target_gflops) for k in keys])  # [B, n_cfg]
-        tau = np.maximum(f_target.std(axis=0), c.config_sd)
+        tau = np.maximum(self.discrepancy(keys), c.config_sd)
         if not observations:
             mean = f_target.mean(axis=0)
             sd = np.sqrt(f_target.var(axis=0) + c.level_sd ** 2 + tau ** 2)
@@ -197,12 +212,19 @@ class StudyLaw:
         f_obs = self.draws([(o.key, o.gflops) for o in observations])  # [B, n_obs]
         same = ci[:, None] == ci[None, :]
         tt = np.outer(t, t)
-        k = (c.level_sd ** 2 + c.slope_sd ** 2 * tt + same * (tau[ci][:, None] ** 2 + c.config_slope_sd ** 2 * tt)
-             + np.eye(len(ci)) * c.noise_sd ** 2)
-        factor = cho_factor(k, lower=True)
+        base = c.level_sd ** 2 + c.slope_sd ** 2 * tt + same * (tau[ci][:, None] ** 2 + c.config_slope_sd ** 2 * tt)
         resid = y[None, :] - f_obs  # [B, n_obs]
-        alpha = cho_solve(factor, resid.T)  # [n_obs, B]
-        loglik = -0.5 * np.einsum("ib,bi->b", alpha, resid)
+        best = None
+        multipliers = c.noise_multipliers if len(ci) >= c.min_observations_for_noise else (1.0,)
+        for noise in sorted({c.noise_sd * m for m in multipliers}):  # run noise: the likeliest of a few
+            factor = cho_factor(base + np.eye(len(ci)) * noise ** 2, lower=True)
+            alpha = cho_solve(factor, resid.T)  # [n_obs, B]
+            loglik = -0.5 * np.einsum("ib,bi->b", alpha, resid)
+            evidence = (np.log(np.mean(np.exp(loglik - loglik.max()))) + loglik.max()
+                        - np.log(np.diag(factor[0])).sum())
+            if best is None or evidence > best[0]:
+                best = (evidence, noise, factor, alpha, loglik)
+        _, noise, factor, alpha, loglik = best
         w = np.exp(loglik - loglik.max())
         w /= w.sum()
         k_star = c.level_sd ** 2 + (ci[None, :] == np.arange(len(keys))[:, None]) * tau[:, None] ** 2  # [n_cfg, n_obs]
@@ -211,7 +233,8 @@ class StudyLaw:
         var = np.maximum(c.level_sd ** 2 + tau ** 2 - (v ** 2).sum(axis=0), 1e-12)
         mean = w @ means
         spread = w @ (means - mean[None, :]) ** 2
-        return Posterior(keys, mean, np.sqrt(var + spread), c.z, len(observations), float(1.0 / (w ** 2).sum()))
+        return Posterior(keys, mean, np.sqrt(var + spread), c.z, len(observations), float(1.0 / (w ** 2).sum()),
+                         float(noise))
 
 
 @dataclass(frozen=True)

@@ -3,24 +3,25 @@
 Optuna's own pruners compare one trial's learning curve with other trials' curves at the same step. This
 one knows that a configuration's accuracy *at a larger budget* can be predicted from the other runs through
 a scaling law: each trial is one configuration (``model``, ``strategy``, ``quality_fraction`` as trial
-parameters, or the same keys in the user attribute ``config``), and each ``trial.report(top1, step=S)``
-records a run of that configuration at ``S`` MFLOPs (paper convention, :func:`step_of_gflops`: Optuna's
-steps are integers, and tiny CPU studies run at a few GFLOPs). After every report the
+parameters, or the same keys in the user attribute ``config``), and each ``trial.report(top1, step=k)``
+records a run of that configuration at rung ``k``: ``TARGET / eta**(n_rungs - 1 - k)`` GFLOPs (paper
+convention; or ``config["rung_gflops"][k]`` when the trial's ``config`` attribute lists its rungs). Steps are
+rung indices because Optuna stores steps as 32-bit integers on MySQL, too small for compute. After every report the
 law is refitted on all trials' reports (:class:`planner.study.policy.StudyLaw`), and the trial is pruned
 when the upper bound of its predicted top-1 at the target is below the best lower bound of any trial.
 
 Plain Optuna code can use it::
 
-    pruner = ScalingLawPruner(1e11)
+    pruner = ScalingLawPruner(1e11, eta=3, n_rungs=4)     # rungs 1e11/27, 1e11/9, 1e11/3, 1e11
     study = optuna.create_study(direction="maximize", pruner=pruner)
 
     def objective(trial):
         model = trial.suggest_categorical("model", ["ViT-S-16", "ViT-B-32", "ViT-B-16"])
         strategy = trial.suggest_categorical("strategy", ["clip", "flip"])
         q = trial.suggest_categorical("quality_fraction", [0.4, 1.0])
-        for g in (1e11 / 27, 1e11 / 9, 1e11 / 3, 1e11):
+        for k, g in enumerate(pruner.rungs_gflops):
             top1 = train_and_evaluate(model, strategy, q, gflops=g)   # your runner
-            trial.report(top1, step=step_of_gflops(g))
+            trial.report(top1, step=k)
             if trial.should_prune():
                 raise optuna.TrialPruned()
         return top1
@@ -36,20 +37,11 @@ from typing import Any
 import optuna
 
 from planner.study.law import Key, PlanOptions, key_of
-from planner.study.policy import Observation, PolicyConfig, Posterior, StudyLaw
+from planner.study.policy import Observation, PolicyConfig, Posterior, StudyLaw, rung_gflops
 
 #: Trial user attribute with the configuration (``model``, ``strategy``, ``quality_fraction``, ...).
 CONFIG_ATTR = "config"
 _STATES = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
-def step_of_gflops(gflops: float) -> int:
-    """A report's step: the run's compute in MFLOPs (GFLOPs × 1000, rounded)."""
-    return int(round(float(gflops) * 1000))
-
-
-def gflops_of_step(step: int) -> float:
-    return step / 1000.0
 
 
 def trial_key(trial: optuna.trial.FrozenTrial) -> Key:
@@ -65,13 +57,16 @@ class ScalingLawPruner(optuna.pruners.BasePruner):
         target_gflops: the compute the configurations compete at (paper convention, GFLOPs).
         plan_options: how rows are enumerated at each reported compute (default: the plan's defaults).
         policy: the refit's settings (confidence level, deviation scales).
+        eta, n_rungs: the rungs (step ``k`` is ``TARGET / eta**(n_rungs - 1 - k)`` GFLOPs).
         fit: a FIT.json to start from (default: the built-in prior).
         study_law: a :class:`StudyLaw` to share (its caches) instead of building one from the above.
     """
 
-    def __init__(self, target_gflops: float, *, plan_options: PlanOptions | None = None,
-                 policy: PolicyConfig | None = None, fit: str | None = None, study_law: StudyLaw | None = None):
+    def __init__(self, target_gflops: float, *, eta: float = 3.0, n_rungs: int = 5,
+                 plan_options: PlanOptions | None = None, policy: PolicyConfig | None = None, fit: str | None = None,
+                 study_law: StudyLaw | None = None):
         self.law = study_law or StudyLaw(target_gflops, plan_options or PlanOptions(), policy or PolicyConfig(), fit)
+        self.rungs_gflops = tuple(rung_gflops(float(target_gflops), eta=eta, n_rungs=n_rungs))
         self._cache: tuple[Any, Posterior] | None = None
 
     @property
@@ -87,9 +82,10 @@ class ScalingLawPruner(optuna.pruners.BasePruner):
                 continue
             k = trial_key(t)
             keys.setdefault(k, None)
+            rungs = (t.user_attrs.get(CONFIG_ATTR) or {}).get("rung_gflops") or self.rungs_gflops
             for step, value in sorted(t.intermediate_values.items()):
-                if value is not None and value == value:
-                    obs.append(Observation(k, gflops_of_step(step), float(value)))
+                if value is not None and value == value and 0 <= step < len(rungs):
+                    obs.append(Observation(k, float(rungs[step]), float(value)))
         return obs, list(keys)
 
     def posterior(self, trials: Sequence[optuna.trial.FrozenTrial]) -> Posterior:
@@ -103,7 +99,8 @@ class ScalingLawPruner(optuna.pruners.BasePruner):
     def prune(self, study: optuna.study.Study, trial: optuna.trial.FrozenTrial) -> bool:
         if not trial.intermediate_values:
             return False
-        if gflops_of_step(max(trial.intermediate_values)) >= self.target_gflops * (1 - 1e-6):
+        rungs = (trial.user_attrs.get(CONFIG_ATTR) or {}).get("rung_gflops") or self.rungs_gflops
+        if max(trial.intermediate_values) >= len(rungs) - 1:  # at the target: nothing left to prune
             return False
         trials = study.get_trials(deepcopy=False, states=_STATES)
         if trial.number not in {t.number for t in trials}:

@@ -4,8 +4,8 @@ The truth is the prior with per-configuration deviations drawn from its own unce
 
 * the study-wide shape is a random mixture ``u·f_b1 + (1 - u)·f_b2`` of two of the prior's bootstrap draws
   of ``log(1 - top1)`` (so it is none of the draws the policy starts from);
-* each configuration ``c`` deviates from it by ``d_c ~ N(0, sd_c)``, ``sd_c`` the prior's spread at the
-  target for ``c`` (at least ``config_sd``), plus a slope ``e_c ~ N(0, config_slope_sd)`` per unit of
+* each configuration ``c`` deviates from it by ``d_c ~ N(0, sd_c)``, ``sd_c`` the prior's model discrepancy
+  at the target for ``c`` (how far published results sit from the law; at least ``config_sd``), plus a slope ``e_c ~ N(0, config_slope_sd)`` per unit of
   ln(compute / target);
 * every run adds noise ``N(0, noise_sd)`` (seeds), a deterministic function of (seed, configuration,
   compute), so that a resumed study sees the same results.
@@ -61,7 +61,8 @@ class GroundTruth:
         u = rng.uniform()
         shape = u * draws[b1] + (1 - u) * draws[b2]
         target_cols = [i for i, (_, g) in enumerate(pairs) if g == self.target_gflops]
-        spread = {pairs[i][0]: float(draws[:, i].std()) for i in target_cols}
+        disc = law.prior_discrepancy_sd([rows_at[self.target_gflops][pairs[i][0]] for i in target_cols], fit)
+        spread = {pairs[i][0]: float(d) for i, d in zip(target_cols, disc)}
         dev = {k: (rng.normal(0, max(spread[k], config_sd)), rng.normal(0, config_slope_sd)) for k in self.keys}
         self._true: dict[tuple[Key, float], float] = {}
         for (k, g), f in zip(pairs, shape):

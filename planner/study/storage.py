@@ -62,6 +62,13 @@ def check_url(url: str) -> str:
     raise ConfigError(f"unknown storage URL scheme {scheme!r} in {url!r}; valid: {VALID}")
 
 
+def display_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages)."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
 def journal_path(url: str) -> Path:
     """The file of a ``journal://`` URL (``journal:///abs`` or ``journal://relative``)."""
     return Path(url.split("://", 1)[1])
@@ -87,7 +94,7 @@ def open_storage(url: str) -> Any:
     try:
         return optuna.storages.get_storage(optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(kind, url)))
     except ImportError as exc:
-        raise ConfigError(f"storage {url!r} needs a database driver that is not installed: {exc}") from None
+        raise ConfigError(f"storage {display_url(url)!r} needs a database driver that is not installed: {exc}") from None
 
 
 def _engine_kwargs(kind: str, url: str) -> dict[str, Any]:
@@ -128,12 +135,12 @@ def open_study(storage: Any, name: str, spec: Mapping[str, Any], *, sampler: Any
     if name in names:
         have = names[name].user_attrs.get(SPEC_ATTR)
         if have is None:
-            raise ConfigError(f"storage {url or storage} holds a study {name!r} that clipbudget did not create; "
+            raise ConfigError(f"storage {display_url(url) if url else storage} holds a study {name!r} that clipbudget did not create; "
                               "give another --study-name, --sweep-dir or --storage")
         if have != want:
             diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
             shown = "; ".join(f"{k}: stored {have.get(k)!r}, now {want.get(k)!r}" for k in diff[:3])
-            raise ConfigError(f"storage {url or storage} holds a different study {name!r} ({shown}); re-run with "
+            raise ConfigError(f"storage {display_url(url) if url else storage} holds a different study {name!r} ({shown}); re-run with "
                               "the same options to resume it, or give another --study-name, --sweep-dir or --storage")
         return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
     try:
@@ -200,7 +207,7 @@ class DriverLock:
 
         engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
         conn = engine.connect()
-        timeout = -1 if self.timeout_s is None else int(self.timeout_s)
+        timeout = 30 * 86400 if self.timeout_s is None else int(self.timeout_s)  # MariaDB: no "forever" (-1)
         if kind == "postgresql":
             key = int(hashlib.sha256(self.name.encode()).hexdigest()[:15], 16)
             conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
@@ -210,7 +217,7 @@ class DriverLock:
                                {"n": f"clipbudget:{self.name}"[:64], "t": timeout}).scalar()
             if got != 1:
                 conn.close()
-                raise ConfigError(f"another clipbudget study is driving {self.name!r} in {self.url}; "
+                raise ConfigError(f"another clipbudget study is driving {self.name!r} in {display_url(self.url)}; "
                                   f"waited {timeout} s for it")
             unlock = ("SELECT RELEASE_LOCK(:n)", {"n": f"clipbudget:{self.name}"[:64]})
 
