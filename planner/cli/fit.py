@@ -97,15 +97,13 @@ def pooling_refusal(own: list[dict], metric: str) -> str | None:
     return None
 
 
-def what_is_missing(own: list[dict], metric: str) -> str | None:
-    """What a fit of ``own`` alone lacks (and what to run next), or None when a law can be fitted."""
-    import math as _m
-
+def _thin(own: list[dict]) -> tuple[str, str] | None:
+    """(what the rows have, what to run next) when they are too few for a law of their own, else None."""
     models = sorted({str(r["model"]) for r in own})
-    budgets = sorted({round(_m.log10(float(r["samples_seen"])), 2) for r in own})
+    budgets = sorted({round(math.log10(float(r["samples_seen"])), 2) for r in own})
     if len(models) >= 2 and len(budgets) >= 2 or len(budgets) >= 3:
         return None
-    have = (f"{len(own)} row{'s' if len(own) != 1 else ''}: {len(models)} model{'s' if len(models) != 1 else ''} "
+    have = (f"{len(own)} row{'s' if len(own) != 1 else ''} of {len(models)} model{'s' if len(models) != 1 else ''} "
             f"({', '.join(models)}) at {len(budgets)} sample count{'s' if len(budgets) != 1 else ''}")
     need = []
     if len(budgets) < 3:
@@ -115,8 +113,16 @@ def what_is_missing(own: list[dict], metric: str) -> str | None:
     if len(models) < 2:
         need.append("a second model size (e.g. the next larger catalog model) at one of those counts, for the "
                     "capacity term")
-    return (f"cannot fit a scaling law to {metric} from {have}: a law needs at least three compute points; "
-            "run next: " + "; ".join(need))
+    return have, "; ".join(need)
+
+
+def what_is_missing(own: list[dict], metric: str) -> str | None:
+    """Why ``own`` alone cannot be fitted and what to run next, or None when a law can be fitted."""
+    thin = _thin(own)
+    if thin is None:
+        return None
+    return (f"cannot fit a scaling law to {metric} from {thin[0]}: a law needs at least three compute points; "
+            f"run next: {thin[1]}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,8 +169,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot write {out_path}: {exc.strerror or exc}") from None
     _print(fit, d, out_path)
     if missing:
-        fmt.warn(f"your own rows alone are thin ({missing.split(': ', 1)[0]}); the prior supplies the rest. "
-                 + missing.split("; ", 1)[-1])
+        have, need = _thin(own)
+        fmt.warn(f"your own rows are {have}: the published prior supplies the law's shape; run next: {need}")
     return 0
 
 
