@@ -43,6 +43,7 @@ COMMANDS: tuple[str, ...] = (
     "collect",
     "report",
     "study",
+    "demo",
 )
 
 EXIT_USAGE = 2

@@ -64,10 +64,9 @@ def _summary(split, form, n_train, y, pred, lo, hi, per_source=None) -> dict:
 
 def validate(n_boot: int = 200) -> list[dict]:
     """One result dict per (split, form): RMSE/MAE/max error in points, coverage of the 95 % intervals."""
+    from planner.prior.build import PRIOR_ASSUMED
     from planner.scaling.fit import fit_rows
     from planner.scaling.predict import ScalingModel, load_model
-
-    from planner.prior.build import PRIOR_ASSUMED
 
     rows = published_rows(prior_only=True)
     out = []

@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from planner.scaling.forms import Form, log_error, target as form_target
+from planner.scaling.forms import Form, log_error
+from planner.scaling.forms import target as form_target
 
 
 def huber(r: np.ndarray, delta: float) -> np.ndarray:

@@ -25,9 +25,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from budget.errors import ConfigError
-from planner.scaling.bootstrap import bootstrap_draws, huber
-from planner.scaling.data import Features, build_features, data_hash, data_ranges, extrapolation_decades, select_frontier
 from planner.scaling import terms
+from planner.scaling.bootstrap import bootstrap_draws, huber
+from planner.scaling.data import (
+    Features,
+    build_features,
+    data_hash,
+    data_ranges,
+    extrapolation_decades,
+    select_frontier,
+)
 from planner.scaling.forms import CORE_SATURATING, FORM_NAMES, TERM_PARAMS, Form, log_error, make_form, param_applies
 from planner.scaling.forms import accuracy as form_accuracy
 from planner.scaling.forms import target as form_target

@@ -34,7 +34,6 @@ from budget.errors import ConfigError
 from planner.scaling import terms
 from planner.scaling.predict import load_model, term_citations
 
-
 #: A row that beats the recommended one in at least this share of paired draws is tied with it.
 TIE_SHARE = 0.05
 #: Rows whose point predictions differ by less than this (fraction; DataComp's seed-to-seed spread is ≈0.2
