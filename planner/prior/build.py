@@ -6,9 +6,9 @@ Fits the ``saturating`` form of :mod:`planner.scaling.forms` to the rows of ``pu
 draw), the model discrepancy, held-out errors of this form and of Cherti et al.'s power law on the same
 data, and the per-split validation of :mod:`planner.prior.validate` (``--no-validate`` skips it).
 
-``gamma`` (larger models need more samples) is fitted by the data to ≈ 0 but the seed paper's finding 3
-needs ≈ 0.15; the prior holds it as a stated assumption (:mod:`planner.scaling.terms`) and records where
-the ViT-L/16–ViT-B/16 crossover falls at either end of its range (``gamma_from_finding``).
+``gamma`` (larger models need more samples) is fitted: the published grid gives ≈ -0.05 where the seed
+paper's finding 3 needs ≈ 0.15 (:mod:`planner.scaling.terms`); the prior records where the
+ViT-L/16–ViT-B/16 crossover falls at either end of the term's stated range (``gamma_from_finding``).
 """
 
 from __future__ import annotations
@@ -57,8 +57,9 @@ def _crossover(fit, gamma: float) -> float | None:
     return float(above[0]) if above else None
 
 
-#: Terms the prior holds as stated assumptions although its rows could fit them (see the module docstring).
-PRIOR_ASSUMED = {"gamma": terms.param("gamma").default}
+#: Terms the prior holds as stated assumptions although its rows could fit them: none since ``gamma`` is
+#: fitted (kept for callers: ``fit --prior`` and the validation pass it as ``fixed``).
+PRIOR_ASSUMED: dict[str, float] = {}
 
 
 def build(n_boot: int = 1000, seed: int = 0, validate: bool = True) -> dict:

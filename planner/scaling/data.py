@@ -30,7 +30,7 @@ class Features:
     """Per-row arrays (length n). Units: counts (samples), GFLOPs / GMACs as named."""
 
     model: np.ndarray  # str
-    capacity: np.ndarray  # plain CLIP per-sample forward GFLOPs at the model's own text length (N before /10)
+    capacity: np.ndarray  # plain CLIP per-sample image-tower forward GFLOPs at the image size (N before /10)
     compute_gmacs: np.ndarray  # strategy-adjusted per-sample forward GMACs × samples seen
     total_gflops: np.ndarray  # strategy-adjusted per-sample forward GFLOPs × samples seen (paper convention)
     seen: np.ndarray
@@ -58,18 +58,20 @@ class Features:
 @lru_cache(maxsize=512)
 def model_costs(model: str, strategy: str, image_size: int | None, context_length: int | None,
                 mask: float) -> tuple[float, float, bool]:
-    """(plain CLIP forward GFLOPs at the model's own text length — the capacity —, strategy-adjusted forward
-    GFLOPs at the given sizes — the cost —, is-convolutional) per sample."""
+    """(plain CLIP image-tower forward GFLOPs at the given image size — the capacity —, strategy-adjusted
+    forward GFLOPs of both towers at the given sizes — the cost —, is-convolutional) per sample."""
     from budget.catalog import get_model
     from budget.cost import sample_cost_of
 
     spec = get_model(model)
     sizes = {"model": spec, "image_size": image_size, "context_length": context_length}
-    # capacity: the text tower at the model's own text length, so a shorter text changes the cost of a run
-    # but not what the model can learn (the seed paper keeps one text tower and varies the image tower)
+    # capacity: the image tower alone (the seed paper keeps one text tower and varies the image tower), so a
+    # shorter text changes the cost of a run but not what the model can learn. The published models' text
+    # towers grow with their image towers, so a separate text-capacity term is not identifiable from them
+    # (tried: it trades off against the image exponent); the image tower carries the capacity.
     plain = sample_cost_of({"model": spec, "image_size": image_size, "strategy": "clip"})
     adj = sample_cost_of({**sizes, "strategy": strategy, "flip_mask_ratio": mask if strategy == "flip" else None})
-    return float(plain.forward_gflops), float(adj.forward_gflops), spec.family in CONV_FAMILIES
+    return float(plain.image_gflops), float(adj.forward_gflops), spec.family in CONV_FAMILIES
 
 
 def _missing(v) -> bool:
@@ -103,7 +105,7 @@ def build_features(rows: Iterable[Mapping], *, metric: str | None = None, refere
     Example:
         >>> f = build_features([{"model": "ViT-B-32", "samples_seen": 2.5e9, "unique_samples": 4e8}])
         >>> round(float(f.capacity[0]), 2), float(f.seen[0] / f.unique[0])
-        (14.78, 6.25)
+        (8.82, 6.25)
     """
     cols: dict[str, list] = {k: [] for k in Features.__dataclass_fields__ if k != "y"}
     ys: list[float] = []
@@ -175,15 +177,23 @@ def data_ranges(x: Features) -> dict:
     return out
 
 
-def extrapolation_decades(x: Features, ranges: Mapping) -> np.ndarray:
-    """Per row: decades outside the fitted rows of its pool (compute plus unique samples; 0 inside)."""
+def extrapolation_parts(x: Features, ranges: Mapping) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: (decades of total compute, decades of unique samples) outside the fitted rows of its pool
+    (0 inside; a pool without rows uses the range of all rows, ``"*"``)."""
     u = np.log10(np.minimum(x.unique, x.seen))
     c = np.log10(x.total_gflops)
-    out = np.zeros(len(x))
+    dc, du = np.zeros(len(x)), np.zeros(len(x))
     for i, k in enumerate(x.pool_key):
         c_lo, c_hi, u_lo, u_hi = ranges.get(str(k), ranges["*"])
-        out[i] = max(0.0, c_lo - c[i], c[i] - c_hi) + max(0.0, u_lo - u[i], u[i] - u_hi)
-    return out
+        dc[i] = max(0.0, c_lo - c[i], c[i] - c_hi)
+        du[i] = max(0.0, u_lo - u[i], u[i] - u_hi)
+    return dc, du
+
+
+def extrapolation_decades(x: Features, ranges: Mapping) -> np.ndarray:
+    """Per row: decades outside the fitted rows of its pool (compute plus unique samples; 0 inside)."""
+    dc, du = extrapolation_parts(x, ranges)
+    return dc + du
 
 
 def data_hash(rows: Sequence[Mapping], columns: Sequence[str]) -> str:

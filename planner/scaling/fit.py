@@ -32,7 +32,7 @@ from planner.scaling.data import (
     build_features,
     data_hash,
     data_ranges,
-    extrapolation_decades,
+    extrapolation_parts,
     select_frontier,
 )
 from planner.scaling.forms import CORE_SATURATING, FORM_NAMES, TERM_PARAMS, Form, log_error, make_form, param_applies
@@ -491,6 +491,15 @@ def _fit_rows(
     )
 
 
+#: Prior of the model discrepancy (log(-log top-1) scale): ``sigma`` inside the fitted data, and per decade of
+#: total compute / of unique samples outside the fitted rows of the row's pool; worth
+#: :data:`DISCREPANCY_PRIOR_POINTS` calibration points. A stated assumption (rounded from the built-in
+#: prior's own leave-one-source-out calibration: 0.06–0.11 inside, 0.15–0.25 per decade), so that a fit with
+#: few calibration points (a held-out source that leaves three) does not claim a discrepancy of zero.
+DISCREPANCY_PRIOR = (0.1, 0.2, 0.2)
+DISCREPANCY_PRIOR_POINTS = 12.0
+
+
 def discrepancy_sigma(form: Form, x: Features, theta: np.ndarray, fixed: Mapping[str, float], groups: np.ndarray,
                       *, delta: float = HUBER_DELTA, assumed=None, seed: int = 0, n_boot: int = 60) -> dict:
     """Model discrepancy (on the form's log scale) from held-out groups: the residual variance the fit's
@@ -499,20 +508,26 @@ def discrepancy_sigma(form: Form, x: Features, theta: np.ndarray, fixed: Mapping
     Groups are the sources (``published:<key>``, ``own``) when there are three or more, else the models.
     Each group is predicted by a fit without it (parameters *and* its own assumption draws, ``n_boot``);
     a held-out point that rests on a parameter only its own group identifies (its pool, strategy or quality
-    ladder) tests that parameter's assumed range, not the law, and is left out of the calibration. With
-    ``v_i = max(0, r_i^2 - sd_i^2)`` (``r_i``: residual of the held-out fit's point prediction, ``sd_i``: that
-    fit's spread at point i) and ``d_i`` the point's decades outside the held-out fit's data
-    (:func:`extrapolation_decades`), ``v_i ≈ s0^2 + s1^2 d_i^2`` is fitted by non-negative least squares
-    (method of moments). Predictions add ``N(0, s0^2 + s1^2 d^2)`` to every draw's output (``d`` relative
-    to this fit's data, :func:`data_ranges`).
+    ladder) tests that parameter's assumed range, not the law, and is left out of the calibration. Each
+    calibration point ``i`` has residual ``r_i`` (held-out fit's point prediction), that fit's spread
+    ``sd_i`` and its decades outside the held-out fit's data, ``dc_i`` in total compute and ``du_i`` in unique
+    samples (:func:`planner.scaling.data.extrapolation_parts`). The discrepancy
+    ``sigma_i^2 = s0^2 + (sc dc_i)^2 + (su du_i)^2`` is fitted by maximum likelihood of
+    ``r_i ~ N(0, sd_i^2 + sigma_i^2)`` with the stated prior :data:`DISCREPANCY_PRIOR` worth
+    :data:`DISCREPANCY_PRIOR_POINTS` points (pseudo-observations at 0 and 1 decade out), i.e. a MAP
+    estimate: calibrated where there are held-out points, the prior where there are few. Predictions add
+    ``N(0, sigma^2)`` to every draw's output (decades relative to this fit's data, :func:`data_ranges`).
     """
     keys = groups if len(np.unique(groups)) >= 3 else x.model
     uniq = np.unique(keys)
     free_full = free_mask(form, x, fixed)
-    base = {"sigma_log_error": 0.0, "sigma_per_decade": 0.0, "ranges": data_ranges(x), "n": 0}
+    p0, pc, pu = DISCREPANCY_PRIOR
+    base = {"sigma_log_error": p0, "sigma_per_decade": pc, "sigma_per_decade_compute": pc,
+            "sigma_per_decade_unique": pu, "ranges": data_ranges(x), "n": 0,
+            "prior": list(DISCREPANCY_PRIOR), "prior_points": DISCREPANCY_PRIOR_POINTS}
     if len(uniq) < 3:
-        return {**base, "method": "none (fewer than 3 groups)"}
-    need, dist, per_group = [], [], {}
+        return {**base, "method": "stated prior only (fewer than 3 groups to hold out)"}
+    rs, sds, dcs, dus, per_group = [], [], [], [], {}
     for g in uniq:
         train, test = keys != g, keys == g
         xt = x.take(train)
@@ -532,32 +547,47 @@ def discrepancy_sigma(form: Form, x: Features, theta: np.ndarray, fixed: Mapping
         point = log_error(form, th[None], xs)[0]
         r = form_target(form, xs.y) - point
         sd = np.std(log_error(form, dr, xs), axis=0)
-        need.append(np.maximum(r ** 2 - sd ** 2, 0.0)[ok])
-        dist.append(extrapolation_decades(xs, data_ranges(xt))[ok])
+        dc, du = extrapolation_parts(xs, data_ranges(xt))
+        rs.append(r[ok]), sds.append(sd[ok]), dcs.append(dc[ok]), dus.append(du[ok])
         dp = (_acc(form, point) - xs.y) * 100
         per_group[str(g)] = {"n": int(test.sum()), "n_calibrating": int(ok.sum()),
                              "mae_points": float(np.mean(np.abs(dp))), "max_abs_points": float(np.max(np.abs(dp))),
-                             "excess_rms": float(np.sqrt(need[-1].mean())) if ok.any() else 0.0,
-                             "mean_decades_out": float(dist[-1].mean()) if ok.any() else 0.0}
-    v = np.concatenate(need) if need else np.zeros(0)
-    d2 = np.concatenate(dist) ** 2 if dist else np.zeros(0)
-    if not len(v):
-        return {**base, "method": "none (no group could be held out)"}
-    s0, s1 = _nonneg_two(v, d2)
-    return {**base, "sigma_log_error": float(np.sqrt(s0)), "sigma_per_decade": float(np.sqrt(s1)),
-            "method": "held-out residual variance beyond the fit's own spread, leave-one-" +
-            ("source" if keys is groups else "model") + "-out", "n": int(len(v)), "groups": [str(g) for g in uniq],
-            "per_group": per_group}
+                             "rms_log": float(np.sqrt(np.mean(r[ok] ** 2))) if ok.any() else 0.0,
+                             "mean_decades_out": float((dc + du)[ok].mean()) if ok.any() else 0.0}
+    r, sd, dc, du = (np.concatenate(v) if v else np.zeros(0) for v in (rs, sds, dcs, dus))
+    s0, sc, su = _map_discrepancy(r, sd, dc, du)
+    return {**base, "sigma_log_error": s0, "sigma_per_decade": sc, "sigma_per_decade_compute": sc,
+            "sigma_per_decade_unique": su,
+            "method": "maximum a posteriori of held-out residuals beyond the fit's own spread, leave-one-" +
+            ("source" if keys is groups else "model") + "-out, with a stated prior", "n": int(len(r)),
+            "groups": [str(g) for g in uniq], "per_group": per_group}
 
 
-def _nonneg_two(v: np.ndarray, d2: np.ndarray) -> tuple[float, float]:
-    """Non-negative least squares of ``v ≈ a + b * d2``."""
-    best = (float(v.mean()), 0.0)
-    if np.ptp(d2) > 0:
-        a_mat = np.column_stack([np.ones_like(d2), d2])
-        (a, b), *_ = np.linalg.lstsq(a_mat, v, rcond=None)
-        if a >= 0 and b >= 0:
-            best = (float(a), float(b))
-        elif b >= 0:  # intercept would be negative: slope alone
-            best = (0.0, float(d2 @ v / (d2 @ d2)))
-    return best
+def _map_discrepancy(r: np.ndarray, sd: np.ndarray, dc: np.ndarray, du: np.ndarray) -> tuple[float, float, float]:
+    """MAP ``(s0, sc, su)`` of ``r ~ N(0, sd^2 + s0^2 + (sc dc)^2 + (su du)^2)`` under :data:`DISCREPANCY_PRIOR`
+    (pseudo-observations worth :data:`DISCREPANCY_PRIOR_POINTS`, split over 0 decades out, 1 decade of
+    compute out and 1 decade of unique samples out, each with its prior variance as squared residual)."""
+    from scipy.optimize import minimize
+
+    prior = np.asarray(DISCREPANCY_PRIOR, dtype=float)
+    pseudo = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0))
+    w = DISCREPANCY_PRIOR_POINTS / len(pseudo)
+
+    def nll(z):
+        s = np.exp(z)
+        v = sd ** 2 + s[0] ** 2 + (s[1] * dc) ** 2 + (s[2] * du) ** 2
+        out = float(np.sum(0.5 * np.log(v) + 0.5 * r ** 2 / v))
+        for a, b in pseudo:
+            pv = s[0] ** 2 + (s[1] * a) ** 2 + (s[2] * b) ** 2
+            qv = prior[0] ** 2 + (prior[1] * a) ** 2 + (prior[2] * b) ** 2
+            out += w * (0.5 * math.log(pv) + 0.5 * qv / pv)
+        return out
+
+    best = None
+    for a in (0.03, 0.1, 0.3):
+        for b in (0.03, 0.1, 0.3):
+            res = minimize(nll, np.log([a, b, b]), method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-6})
+            if best is None or res.fun < best.fun:
+                best = res
+    s = np.exp(best.x)
+    return float(s[0]), float(s[1]), float(s[2])

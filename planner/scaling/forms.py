@@ -12,11 +12,14 @@ Forms:
 * ``saturating`` — ``error = E + A * N^-alpha + B * N^gamma * D^-beta`` (Hoffmann et al. 2022's form, fitted
   as Epoch AI's replication does), where
 
-  - ``N`` is model capacity: the model's *plain CLIP* per-sample forward GFLOPs / 10 (image + text tower at
-    its image size and text length). We use per-sample compute rather than parameters because parameters
-    cannot tell ViT-B/32 from ViT-B/16 (equal parameters, 5 points apart in Cherti et al.'s grid), whereas
-    per-sample compute orders every published model correctly; a convolutional tower's capacity is scaled
-    by ``exp(conv_capacity)`` (finding term).
+  - ``N`` is model capacity: the model's *image tower* per-sample forward GFLOPs / 10 at its image size
+    (plain CLIP). We use per-sample compute rather than parameters because parameters cannot tell ViT-B/32
+    from ViT-B/16 (equal parameters, 5 points apart in Cherti et al.'s grid), whereas per-sample compute
+    orders every published model correctly. The text tower is left out of the capacity: the seed paper
+    keeps one text tower and varies the image tower, and the published models' text towers grow with
+    their image towers, so a separate text term cannot be told apart from the image exponent. Text length
+    thus changes a run's cost (``total_gflops``), not what the model can learn. A convolutional tower's
+    capacity is scaled by ``exp(conv_capacity)`` (finding term).
   - ``D`` is effective data / 1e9 samples: unique samples (capped at samples seen) times the
     log-multipliers of the terms in :mod:`planner.scaling.terms` (repetition, quality, gamma, SLIP, FLIP,
     batch, augmentation, convolutional data efficiency) and of the data pool (``pool:<name>``: one fitted

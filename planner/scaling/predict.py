@@ -7,7 +7,8 @@ range, :mod:`planner.scaling.terms`) and the model discrepancy. ``predict(rows)`
 
 * ``top1`` — point prediction of zero-shot top-1 (a fraction, in the fit's metric);
 * ``ci_low``/``ci_high`` — 95 % predictive interval: parameter and assumption draws plus the model
-  discrepancy (``N(0, sigma^2)`` on log error; sigma from split-conformal leave-one-source-out residuals);
+  discrepancy (``N(0, sigma^2)`` on the form's log scale; sigma fitted to leave-one-source-out residuals with a stated
+  prior, :func:`planner.scaling.fit.discrepancy_sigma`);
 * ``draws`` — ``[B, n]`` accuracies per parameter/assumption draw *without* discrepancy noise (rows share a
   draw, so differences between rows — ``p_best``, ties — are paired);
 * ``extrapolation`` — outside the fitted compute range; ``finding_terms`` — per row, the stated
@@ -34,7 +35,7 @@ import numpy as np
 
 from budget.errors import ConfigError
 from planner.scaling import terms
-from planner.scaling.data import Features, build_features, extrapolation_decades
+from planner.scaling.data import Features, build_features, extrapolation_parts
 from planner.scaling.forms import CORE_SATURATING, Form, accuracy, log_error, make_form, param_applies
 
 PRIOR_PATH = Path(__file__).resolve().parent.parent / "prior" / "prior_fit.json"
@@ -146,13 +147,17 @@ class ScalingModel:
         return float((self.info.get("discrepancy") or {}).get("sigma_log_error", 0.0))
 
     def discrepancy(self, x: Features) -> np.ndarray:
-        """Per row: the discrepancy sigma, ``sqrt(s0^2 + s1^2 d^2)`` with ``d`` the decades outside the fitted
-        data of the row's pool (:func:`planner.scaling.fit.discrepancy_sigma`)."""
+        """Per row: the discrepancy sigma, ``sqrt(s0^2 + (sc dc)^2 + (su du)^2)`` with ``dc``/``du`` the decades of
+        total compute / unique samples outside the fitted data of the row's pool
+        (:func:`planner.scaling.fit.discrepancy_sigma`; older fits: one ``sigma_per_decade`` for both)."""
         d = self.info.get("discrepancy") or {}
         s0, s1 = float(d.get("sigma_log_error", 0.0)), float(d.get("sigma_per_decade", 0.0))
-        if not s1 or not d.get("ranges"):
+        sc = float(d.get("sigma_per_decade_compute", s1))
+        su = float(d.get("sigma_per_decade_unique", s1))
+        if not (sc or su) or not d.get("ranges"):
             return np.full(len(x), s0)
-        return np.sqrt(s0 ** 2 + (s1 * extrapolation_decades(x, d["ranges"])) ** 2)
+        dc, du = extrapolation_parts(x, d["ranges"])
+        return np.sqrt(s0 ** 2 + (sc * dc) ** 2 + (su * du) ** 2)
 
     @property
     def assumed_ranges(self) -> dict[str, tuple[float, float]]:
