@@ -46,6 +46,9 @@ from budget.vocabulary import DEFAULT_FLIP_MASK_RATIO
 DEFAULT_MODELS: tuple[str, ...] = (
     "ViT-Ti-16", "ViT-S-16", "ViT-B-32", "ViT-B-16", "ViT-L-16", "RN50", "convnext_tiny",
 )
+#: Larger catalog ViTs, added to the default candidates when a budget's compute-optimal model is larger than
+#: any default one (``clipbudget plan`` says so): Cherti et al.'s and DataComp's largest models.
+LARGER_MODELS: tuple[str, ...] = ("ViT-L-14", "ViT-H-14", "ViT-g-14", "ViT-bigG-14")
 #: Quality fractions of the seed paper (top 20/40/60/80 % by image-text similarity, and the whole pool).
 DEFAULT_QUALITY_FRACTIONS: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
 #: The seed paper's pool: the English subset of WebLI, ≈ 3.4e9 image-text pairs.

@@ -31,6 +31,7 @@ from planner.plan import (
     DEFAULT_MODELS,
     DEFAULT_POOL_SIZE,
     DEFAULT_QUALITY_FRACTIONS,
+    LARGER_MODELS,
     PlanRow,
 )
 
@@ -136,6 +137,15 @@ def run(args: argparse.Namespace) -> int:
         if hint is None:
             raise
         raise ConfigError(f"{exc} (did you mean {hint}?)") from None
+    optimum = _optimum(budget, args)
+    wider = _wider_models(plan, optimum) if not args.models else []
+    if wider:
+        args.models = list(DEFAULT_MODELS) + wider
+        plan = _enumerate(budget, args)
+        warnings.append(f"the budget is beyond what the default models can use (compute-optimal "
+                        f"{fmt.sci(optimum['gflops_per_sample'])} GFLOPs/sample, 95% of draws from "
+                        f"{fmt.sci(optimum['gflops_per_sample_95'][0])}): candidates widened to the larger catalog "
+                        f"models {' '.join(wider)}")
     warnings += plan.warnings
     from planner.scaling.rank import rank_plan
 
@@ -162,25 +172,39 @@ def run(args: argparse.Namespace) -> int:
             fmt.write_csv(rows, keys + extra)
         return 0
 
-    _print_table(plan, rows, ranking, budget, warnings, args, position(budget))
+    _print_table(plan, rows, ranking, budget, warnings, args, position(budget), optimum)
     return 0
 
 
-def _optimum_line(budget: Any, args: argparse.Namespace, rows: list[dict]) -> list[str]:
+def _optimum(budget: Any, args: argparse.Namespace) -> dict:
     """The compute-optimal size the fit implies at this budget (:func:`planner.scaling.rank.compute_optimal`)."""
-    import planner.scaling.rank as ranker
+    from planner.scaling.rank import compute_optimal
 
-    optimum = getattr(ranker, "compute_optimal", None)
-    if optimum is None:
+    return compute_optimal(budget.gflops, fit=args.fit, data_pool=args.data_pool, pool_size=args.pool_size)
+
+
+def _wider_models(plan: Any, optimum: dict) -> list[str]:
+    """:data:`planner.plan.LARGER_MODELS` that cost more per sample than any planned CLIP row, when even the
+    low end of the optimum's 95 % range is beyond the largest planned model (else none)."""
+    from budget.cost import sample_cost_of
+
+    largest = max((r.gflops_per_sample for r in plan.rows if r.strategy in ("clip", "clip_aug")), default=0.0)
+    if optimum["gflops_per_sample_95"][0] <= largest:
         return []
-    o = optimum(budget.gflops, fit=args.fit, data_pool=args.data_pool, pool_size=args.pool_size)
+    return [m for m in LARGER_MODELS if sample_cost_of({"model": m, "strategy": "clip"}).forward_gflops > largest]
+
+
+def _optimum_line(o: dict, rows: list[dict]) -> list[str]:
+    """The compute-optimal size at the budget, and whether the planned models can reach it."""
     near = " and ".join(f"{m['model']} ({fmt.sci(m['gflops_per_sample'])})" for m in o["nearest_models"])
     lo, hi = o["gflops_per_sample_95"]
     lines = [f"compute-optimal by the fit (plain CLIP, whole pool): {fmt.sci(o['gflops_per_sample'])} GFLOPs/sample "
              f"(95% of draws: {fmt.sci(lo)}–{fmt.sci(hi)}), {fmt.human_count(o['samples_seen'])} samples seen; "
-             f"nearest catalog models: {near or '-'}"]
+             f"nearest catalog models: {near or '-'}"
+             + (" (at the edge of the sizes scanned: the optimum lies at or beyond it)" if o.get("at_grid_edge") else "")]
     largest = max((r["gflops_per_sample"] for r in rows if r["strategy"] in ("clip", "clip_aug")), default=0.0)
-    if lo > largest:
+    planned = {r["model"] for r in rows}
+    if lo > largest and any(m["model"] not in planned for m in o["nearest_models"]):
         lines.append(f"the budget can use larger models than any planned ({fmt.sci(largest)} GFLOPs/sample at most): "
                      f"add them with --models {' '.join(m['model'] for m in o['nearest_models'])}")
     return lines
@@ -237,7 +261,7 @@ def _dropped_line(plan: Any) -> str:
 
 
 def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warnings: list[str],
-                 args: argparse.Namespace, where: str) -> None:
+                 args: argparse.Namespace, where: str, optimum: dict) -> None:
     top = args.top or DEFAULT_TABLE_ROWS
     shown = rows[:top]
     header = [
@@ -301,7 +325,7 @@ def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warning
                    f"{a['statement']} ({a['citation']})" for a in assumptions]
     if any(r.get("extrapolation") for r in shown):
         footer.append("~ prediction outside the fitted data's range (extrapolation)")
-    footer += _optimum_line(budget, args, rows)
+    footer += _optimum_line(optimum, rows)
     if len(rows) > len(shown):
         footer.append(f"showing {len(shown)} of {len(rows)} rows (--top N; --format json/csv carry every row)")
     if plan.dropped:

@@ -130,48 +130,65 @@ OPTIMUM_CANDIDATES = ("ViT-Ti-16", "ViT-S-32", "ViT-S-16", "ViT-B-32", "ViT-B-16
                       "ViT-g-14", "ViT-bigG-14")
 
 
+def _catalog_sizes() -> list[tuple[float, float, str]]:
+    """(image-tower GFLOPs, both towers' GFLOPs, name) per sample of :data:`OPTIMUM_CANDIDATES`, plain CLIP,
+    sorted by size."""
+    from budget.cost import sample_cost_of
+
+    out = []
+    for name in OPTIMUM_CANDIDATES:
+        try:
+            c = sample_cost_of({"model": name, "strategy": "clip"})
+        except ConfigError:
+            continue
+        out.append((float(c.image_gflops), float(c.forward_gflops), name))
+    return sorted(out)
+
+
 def compute_optimal(budget_gflops: float, fit: str | os.PathLike | None = None, data_pool: str | None = None, *,
                     pool_size: float | None = None, quality_fraction: float = 1.0) -> dict:
     """The model size and samples seen the law implies at ``budget_gflops`` (plain CLIP, paper convention),
     whether or not a catalog model has that size (as the LAION scaling-law code's D_opt(C)).
 
-    Scans per-sample forward GFLOPs ``N`` (capacity) on a log grid, with ``S = budget / N`` samples seen and
-    ``min(S, pool_size * quality_fraction)`` unique (one epoch when ``pool_size`` is None). Returns
-    ``gflops_per_sample`` and ``samples_seen`` at the point estimate's optimum, ``predicted_top1``, the 95 %
-    range of the optimal ``gflops_per_sample`` over the bootstrap/assumption draws (``gflops_per_sample_95``),
-    and ``nearest_models`` (the catalog ViTs just below and above, with their GFLOPs per sample).
+    Scans the capacity (image-tower forward GFLOPs per sample) on a log grid; a size's per-sample cost adds
+    a text tower from a power law fitted to the catalog ViTs' (open_clip's text towers grow with the image
+    tower),
+    ``S = budget / cost`` samples seen and ``min(S, pool_size * quality_fraction)`` unique (one epoch when
+    ``pool_size`` is None). Returns ``gflops_per_sample`` (both towers, the cost) and
+    ``image_gflops_per_sample`` (the capacity) and ``samples_seen`` at the point estimate's optimum,
+    ``predicted_top1``, the 95 % range of the optimal ``gflops_per_sample`` over the bootstrap/assumption
+    draws (``gflops_per_sample_95``), and ``nearest_models`` (the catalog ViTs just below and above, with their
+    GFLOPs per sample).
     """
-    from planner.scaling.data import Features, model_costs
+    from planner.scaling.data import Features
     from planner.scaling.forms import accuracy, log_error
 
     model = load_model(fit)
     pool = model.default_pool if data_pool is None else data_pool
     key = "pool:" if not pool or pool == model.reference_pool else f"pool:{pool}"
-    caps = np.logspace(-1, 3.7, 95)
-    seen = budget_gflops / caps
+    sizes = _catalog_sizes()
+    caps = np.logspace(-2, 3.7, 115)
+    slope, icpt = np.polyfit(np.log([s[0] for s in sizes]), np.log([s[1] - s[0] for s in sizes]), 1)
+    text = np.exp(icpt + slope * np.log(caps))  # smooth: a power law through the catalog's text towers
+    cost = caps + text
+    seen = budget_gflops / cost
     unique = np.minimum(seen, pool_size * quality_fraction) if pool_size else seen
     n = len(caps)
     zeros = np.zeros(n)
-    x = Features(model=np.asarray(["(size)"] * n), capacity=caps, compute_gmacs=caps / 2 * seen,
-                 total_gflops=caps * seen, seen=seen, unique=unique, quality=np.full(n, quality_fraction),
+    x = Features(model=np.asarray(["(size)"] * n), capacity=caps, compute_gmacs=cost / 2 * seen,
+                 total_gflops=cost * seen, seen=seen, unique=unique, quality=np.full(n, quality_fraction),
                  mask=zeros, batch=zeros, conv=zeros, is_slip=zeros, is_flip=zeros, is_aug=zeros,
                  strategy=np.asarray(["clip"] * n), pool_key=np.asarray([key] * n), y=None)
     point = accuracy(model.form, log_error(model.form, model.theta[None], x)[0])
     draws = accuracy(model.form, log_error(model.form, model.draws, x))
     best = int(np.argmax(point))
-    opt = caps[np.argmax(draws, axis=1)]
-    sizes = []
-    for name in OPTIMUM_CANDIDATES:
-        try:
-            sizes.append((model_costs(name, "clip", None, None, 0.0)[0], name))
-        except ConfigError:
-            continue
-    sizes.sort()
-    below = [s for s in sizes if s[0] <= caps[best]]
-    above = [s for s in sizes if s[0] > caps[best]]
+    opt = cost[np.argmax(draws, axis=1)]
+    below = [s for s in sizes if s[1] <= cost[best]]
+    above = [s for s in sizes if s[1] > cost[best]]
     nearest = ([below[-1]] if below else []) + ([above[0]] if above else [])
-    return {"budget_gflops": float(budget_gflops), "gflops_per_sample": float(caps[best]),
+    return {"budget_gflops": float(budget_gflops), "gflops_per_sample": float(cost[best]),
+            "image_gflops_per_sample": float(caps[best]),
             "samples_seen": float(seen[best]), "predicted_top1": float(point[best]),
             "gflops_per_sample_95": [float(np.percentile(opt, 2.5)), float(np.percentile(opt, 97.5))],
             "at_grid_edge": best in (0, n - 1), "data_pool": pool or model.reference_pool,
-            "nearest_models": [{"model": m, "gflops_per_sample": float(g)} for g, m in nearest]}
+            "nearest_models": [{"model": m, "gflops_per_sample": float(g)} for _, g, m in nearest]}

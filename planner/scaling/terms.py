@@ -38,9 +38,13 @@ Terms (name — what it says — parameters):
   ``exp(slip_kappa / (1 + S / slip_fade))`` (``S`` samples seen): a gain that fades. ``slip_kappa`` is fitted
   (SLIP's YFCC15M/CC3M/CC12M pairs); ``slip_fade`` is assumed (seed paper: SLIP stops winning near 1e9
   samples; range 3e8–3e9).
-* ``flip`` — FLIP (Li et al. 2023): masking a fraction ``m`` multiplies ``D`` by ``exp(flip_phi m +
-  flip_psi m^2)``, concave (``flip_psi`` ≤ 0); fitted with batch size as a variable (``batch`` term), from
-  FLIP's mask 0/0.5/0.75 rows and its 16k/32k/64k batch ladder. Published masks stop at 0.75.
+* ``flip`` — FLIP (Li et al. 2023): masking a fraction ``m`` multiplies ``D`` by ``exp(f(S) (flip_phi m +
+  flip_psi m^2))``, concave (``flip_psi`` ≤ 0); fitted with batch size as a variable (``batch`` term), from
+  FLIP's mask 0/0.5/0.75 rows and its 16k/32k/64k batch ladder. Published masks stop at 0.75. FLIP's
+  published runs all see ≥ 2.6e9 samples, and the seed paper (finding 6) finds FLIP ≈ CLIP only at large
+  sample counts, so the gain is switched on with samples seen, ``f(S) = S / (S + flip_onset)``;
+  ``flip_onset`` is a stated assumption (1e8–1e9 samples): below it FLIP buys samples (half the image
+  cost), not value per sample.
 * ``batch`` — contrastive batch size: ``D`` × ``exp(batch_k * log2(batch / 32768))`` for rows that give a
   batch size (others are taken at the published runs' ≥ 32k). Fitted on FLIP's batch ladder.
 * ``aug`` — CLIP + data augmentation (seed finding 7: at 30 epochs 25M augmented pairs ≈ 50M plain; at one
@@ -49,7 +53,9 @@ Terms (name — what it says — parameters):
   50M plain ones at 30 epochs under the fitted repetition term; its range 2–4 spans "comparable".
 * ``conv`` — ResNets (seed finding 4: ResNet-50 beats ViT-B/32 at small sample counts, loses with more): a
   ``modified_resnet`` image tower learns as if from ``exp(conv_data)`` × the data with ``exp(conv_capacity)``
-  × the capacity of a ViT of equal GFLOPs. Assumed (no published numbers); ConvNeXt gets no term.
+  × the capacity of a ViT of equal image-tower GFLOPs. Assumed (no published numbers): ``conv_data`` 2×
+  (1.3–3×), ``conv_capacity`` 0.35× (0.2–0.6×; ResNet-50's image tower costs 1.4× ViT-B/32's, so this
+  leaves it about half of ViT-B/32's capacity). ConvNeXt gets no term.
 * ``pool`` — data pools differ in value per sample and in slope: a log-multiplier ``pool:<name>`` of ``D``
   and an exponent change ``pool_slope:<name>`` per pool other than the reference pool, fitted where the
   pool's rows allow, else drawn (:data:`POOL_OFFSET`, :data:`POOL_SLOPE`); ``pool:*``/``pool_slope:*`` stand
@@ -151,7 +157,8 @@ def _slip(x, col, d):
 
 def _flip(x, col, d):
     m = x.mask[None, :]
-    return x.is_flip[None, :] * (col["flip_phi"] * m + col["flip_psi"] * m * m)
+    onset = x.seen[None, :] / (x.seen[None, :] + col["flip_onset"])  # the gain appears with samples seen
+    return x.is_flip[None, :] * onset * (col["flip_phi"] * m + col["flip_psi"] * m * m)
 
 
 def _batch(x, col, d):
@@ -210,6 +217,8 @@ def _ident_slip(x, name):
 
 def _ident_flip(x, name):
     masks = np.unique(np.round(np.concatenate([x.mask[x.is_flip > 0], [0.0]]), 3))
+    if name == "flip_onset":
+        return False
     if name == "flip_phi":
         return x.is_flip.sum() >= 2 and (x.strategy == "clip").sum() >= 2
     return len(masks) >= 3 and x.is_flip.sum() >= 3
@@ -260,10 +269,12 @@ TERMS: tuple[Term, ...] = (
          lambda x: x.is_slip > 0, _slip, _ident_slip),
     Term("flip", "data",
          (Param("flip_phi", 0.0, -3.0, 3.0, (-0.5, 0.5)),
-          Param("flip_psi", -1.0, -8.0, 0.0, (-3.0, 0.0))),
+          Param("flip_psi", -1.0, -8.0, 0.0, (-3.0, 0.0)),
+          Param("flip_onset", 3e8, 1e7, 1e10, (1e8, 1e9), fittable=False)),
          "Li, Fan, Hu, Feichtenhofer, He 2023 (FLIP, CVPR, arXiv 2212.00794) Table 1; Li, Xie, Cubuk 2024 "
          "finding 6",
-         "masking a fraction m of patches multiplies the data by exp(phi m + psi m^2), psi <= 0 (concave)",
+         "masking a fraction m of patches multiplies the data by exp(S/(S+onset) (phi m + psi m^2)), psi <= 0 "
+         "(concave); the gain appears with samples seen S",
          lambda x: x.is_flip > 0, _flip, _ident_flip),
     Term("batch", "data",
          (Param("batch_k", 0.1, -1.0, 1.0, (0.0, 0.3)),),
@@ -286,7 +297,7 @@ TERMS: tuple[Term, ...] = (
          "a convolutional image tower learns as if from exp(conv_data) x the data (inductive bias)",
          lambda x: x.conv > 0, _conv_data, _ident_conv),
     Term("conv_capacity", "capacity",
-         (Param("conv_capacity", math.log(0.5), -3.0, 0.0, (math.log(0.3), math.log(0.8))),),
+         (Param("conv_capacity", math.log(0.35), -3.0, 0.0, (math.log(0.2), math.log(0.6))),),
          "Li, Xie, Cubuk 2024 finding 4: ViT-B/32 wins with more samples",
          "a convolutional image tower has exp(conv_capacity) x the capacity of a ViT of equal GFLOPs",
          lambda x: x.conv > 0, _conv_capacity, _ident_conv),
