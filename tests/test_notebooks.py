@@ -1,7 +1,8 @@
 """The analysis notebooks in notebooks/ run top to bottom (as scripts, jupytext percent format).
 
 ``budget_frontier.py`` asks the built-in prior the seed paper's questions; the test checks it wrote its
-figures and that the answers it drew agree with the paper's findings.
+figures and that the answers it drew agree with the paper's findings. The README's command that renders a
+notebook as an HTML page (jupytext + nbconvert, the ``test`` extra) runs as written in a slow test.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,3 +71,38 @@ def test_study_walkthrough_notebook_runs_plan_to_report(tmp_path):
         html = Path(path).read_text(encoding="utf-8")
         assert html.startswith("<!DOCTYPE html>") and html.count("<figure") >= 2
     assert all(0.0 <= v <= 1.0 for v in summary["top1"].values())
+
+
+#: The README's command that renders a notebook as a page (jupytext and nbconvert: the ``test`` extra).
+RENDER = ("jupytext --to ipynb notebooks/study_walkthrough.py && "
+          "jupyter nbconvert --execute --to html notebooks/study_walkthrough.ipynb")
+
+
+@pytest.mark.slow
+def test_readme_render_command_renders_the_walkthrough_as_html(tmp_path):
+    """The README's render command, as written, in a copy of notebooks/ (nothing is left in the repository).
+
+    The kernel runs in the notebook's folder, so the notebook's default ``--out study`` lands in the copy.
+    """
+    import html
+    import os
+    import re
+    import shutil
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`{RENDER}`" in readme, "the README's render command changed: update RENDER (and this test)"
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns("*.ipynb", "study"))
+    before = sorted(p.name for p in (ROOT / "notebooks").iterdir())
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(["bash", "-c", RENDER], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in (ROOT / "notebooks").iterdir()) == before  # nothing written into the repo
+    page = tmp_path / "notebooks" / "study_walkthrough.html"
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+    assert "A study, end to end, on this machine's CPU" in text  # the notebook's markdown
+    assert re.search(r"^shards: \S+/notebooks/study/data/shards", text, re.M)  # cell outputs, in the copy
+    assert re.search(r"^fit: (cherti|saturating) on 5 points$", text, re.M)
+    assert '"runs": 5,\n  "completed": 5,' in text
+    summary = json.loads((tmp_path / "notebooks" / "study" / "summary.json").read_text())
+    assert summary["completed"] == 5 and all(Path(p).is_file() for p in summary["reports"])

@@ -84,6 +84,22 @@ def test_huge_gflops_budget_warns_on_stderr_and_is_capped_by_the_pool(capsys):
     assert rc == 0 and "warning: budget" in out and "unspent" in out
 
 
+def test_a_budget_beyond_the_default_models_widens_the_candidates_and_says_so(capsys):
+    """At 1e19 GFLOPs the compute-optimal model is larger than ViT-L-16, the largest default: the plan adds
+    the larger catalog ViTs (H, g, bigG), recommends one of them and warns; at 1e10 it does not widen, and
+    naming --models keeps the user's list."""
+    rows, err = plan_json(capsys, "--gflops", "1e19", "--strategies", "clip")
+    models = {r["model"] for r in rows}
+    assert {"ViT-H-14", "ViT-g-14", "ViT-bigG-14"} <= models and "ViT-L-16" in models
+    best = next(r for r in rows if r["recommended"])
+    assert best["model"] in ("ViT-H-14", "ViT-g-14", "ViT-bigG-14"), best
+    assert "widened" in err and "ViT-bigG-14" in err
+    rows, err = plan_json(capsys, "--gflops", "1e10", "--strategies", "clip")
+    assert "widened" not in err and not {r["model"] for r in rows} & {"ViT-H-14", "ViT-bigG-14"}
+    rows, err = plan_json(capsys, "--gflops", "1e19", "--models", "ViT-L-16", "--strategies", "clip")
+    assert {r["model"] for r in rows} == {"ViT-L-16"} and "widened" not in err
+
+
 def test_flops_and_gpu_hours_budgets_match_gflops(capsys):
     a, _ = plan_json(capsys, "--gflops", "1e10", "--models", "RN50", "--strategies", "clip")
     b, _ = plan_json(capsys, "--flops", "1e19", "--models", "RN50", "--strategies", "clip")

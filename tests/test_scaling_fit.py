@@ -135,3 +135,21 @@ def test_prediction_path_imports_no_heavy_modules():
             "print(sorted(m for m in ('torch', 'scipy', 'pandas', 'pyarrow', 'open_clip') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_discrepancy_is_the_stated_prior_without_calibration_points_and_follows_the_data_with_many():
+    """The discrepancy is a MAP estimate: no held-out residuals leave the stated prior; many residuals far
+    beyond the fit's spread (held out at 0 decades) raise the in-data sigma above it, and residuals within
+    it lower it; points a decade out of the data calibrate the per-decade terms."""
+    from planner.scaling.fit import DISCREPANCY_PRIOR, _map_discrepancy
+
+    zero = np.zeros(0)
+    s = _map_discrepancy(zero, zero, zero, zero)
+    np.testing.assert_allclose(s, DISCREPANCY_PRIOR, rtol=1e-3)
+    rng = np.random.default_rng(0)
+    n = 400
+    big = _map_discrepancy(rng.normal(0, 0.3, n), np.full(n, 0.01), np.zeros(n), np.zeros(n))
+    small = _map_discrepancy(rng.normal(0, 0.02, n), np.full(n, 0.01), np.zeros(n), np.zeros(n))
+    assert big[0] == pytest.approx(0.3, rel=0.15) and small[0] < 0.05
+    out = _map_discrepancy(rng.normal(0, 0.5, n), np.full(n, 0.01), np.zeros(n), np.ones(n))
+    assert out[2] > 0.35 and out[1] == pytest.approx(DISCREPANCY_PRIOR[1], rel=0.2)

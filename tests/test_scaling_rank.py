@@ -88,4 +88,6 @@ def test_compute_optimal_size_grows_with_budget_and_names_catalog_models():
         lo, hi = o["gflops_per_sample_95"]
         assert lo <= o["gflops_per_sample"] <= hi and o["samples_seen"] * o["gflops_per_sample"] == pytest.approx(o["budget_gflops"])
     names = {m["model"] for m in opts[-1]["nearest_models"]}
-    assert names & {"ViT-H-14", "ViT-g-14", "ViT-L-14"}, opts[-1]
+    assert names & {"ViT-H-14", "ViT-g-14", "ViT-L-14", "ViT-bigG-14"}, opts[-1]
+    for o in opts:  # the cost adds a text tower to the capacity (the image tower)
+        assert o["gflops_per_sample"] > o["image_gflops_per_sample"]

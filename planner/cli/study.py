@@ -96,7 +96,7 @@ def _ledger_line(kind: str, info: dict) -> str:
     head = (f"step: rung {info.get('rung', 0) + 1}, {info.get('launched', 0)} run(s) launched, "
             f"{info.get('pruned', 0)} pruned" if kind == "step" else "finished")
     return (f"clipbudget study: {head} | GFLOPs: budget {fmt.sci(led.budget_gflops)}, "
-            f"spent {fmt.sci(led.spent_gflops)} ({fmt.pct(led.spent_gflops / led.grid_gflops)} of the grid), "
+            f"spent {fmt.sci(led.spent_gflops)} ({fmt.pct(led.spent_fraction)} of the grid), "
             f"in flight {fmt.sci(led.in_flight_gflops)}, remaining {fmt.sci(led.remaining_gflops)}")
 
 
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         optuna.logging.set_verbosity(logging.WARNING)
     overrides = {k: v for k, v in (("partition", args.partition), ("time_min", args.time_min),
                                    ("cpus_per_task", args.cpus_per_task), ("mem_gb", args.mem_gb)) if v is not None}
-    # planner.study.driver.SweepRuns turns "overrides" into runners.executors.ResourceOverrides at submit time
+    # planner.study.executors.SweepRuns turns "overrides" into runners.executors.ResourceOverrides at submit time
     executor_options = {"overrides": overrides, "device": args.device}
     if args.array_parallelism:
         executor_options["array_parallelism"] = args.array_parallelism
@@ -131,7 +131,7 @@ def _table(result: Any) -> None:
     header = [f"Study {result.study_name} in {result.storage}",
               "Rungs (GFLOPs, paper convention): " + ", ".join(fmt.sci(g) for g in result.rungs),
               (f"Compute: spent {fmt.sci(result.ledger.spent_gflops)} GFLOPs = "
-               f"{fmt.pct(result.ledger.spent_gflops / result.ledger.grid_gflops)} of running the whole grid at the "
+               f"{fmt.pct(result.ledger.spent_fraction)} of running the whole grid at the "
                f"target ({fmt.sci(result.ledger.grid_gflops)}); budget {fmt.sci(result.ledger.budget_gflops)}; "
                f"{result.trials} trials, {result.runs} runs")]
     columns = [("#", "right"), ("model", "left"), ("strategy", "left"), ("quality", "right"), ("state", "left"),

@@ -6,7 +6,7 @@
 * :mod:`~planner.report.document` — sections, tables, figures and captions with numbers;
 * :mod:`~planner.report.render` — HTML and Markdown.
 
-:func:`write_report` is the library entry point (``clipbudget report``, ``clipbudget study`` and ``demo`` call it).
+:func:`write_report` is the library entry point (``clipbudget report`` and ``clipbudget demo`` call it).
 
 Example::
 

@@ -18,9 +18,9 @@ process at any point and running the same command again continues the same study
 3. otherwise refits the law on everything observed (:class:`planner.study.policy.StudyLaw`), prunes,
    and promotes (:func:`planner.study.policy.decide`) — or, with nothing left to promote, finishes.
 
-Runs go through an executor: ``simulate`` (:mod:`planner.study.simulate`, no training) or the sweep
-machinery's ``debug``/``local``/``slurm`` (:mod:`runners.sweep`: each batch of promotions is one sweep
-folder under ``SWEEP_DIR/batches/``, so ``clipbudget status`` works on it too).
+Runs go through an executor (:mod:`planner.study.executors`): ``simulate`` (:mod:`planner.study.simulate`, no
+training) or the sweep machinery's ``debug``/``local``/``slurm`` (:mod:`runners.sweep`: each batch of promotions
+is one sweep folder under ``SWEEP_DIR/batches/``, so ``clipbudget status`` works on it too).
 
 Compute: GFLOPs in the paper convention (per-sample forward GFLOPs × samples seen). The ledger's
 ``spent`` counts finished runs, ``in_flight`` submitted ones, ``remaining`` = budget − both.
@@ -40,6 +40,15 @@ from typing import Any
 
 from budget.errors import ConfigError
 from planner.study import law
+from planner.study.executors import (  # noqa: F401  (SimulatedRuns, SweepRuns, RunOutcome: importable from here)
+    EXECUTORS,
+    RunOutcome,
+    RunRequest,
+    SimulatedRuns,
+    SweepRuns,
+    check_executor,
+    make_runner,
+)
 from planner.study.law import Key, PlanOptions
 from planner.study.policy import Observation, PolicyConfig, decide, rung_gflops
 
@@ -49,7 +58,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BUDGET_SHARE = 0.2
 DEFAULT_ETA = 3.0
 DEFAULT_RUNGS = 5
-EXECUTORS = ("simulate", "debug", "local", "slurm")
 RUN_ATTR = "run_{}"
 
 
@@ -158,134 +166,6 @@ def prepare(spec: StudySpec) -> Prepared:
                     costs=costs, budget_gflops=float(budget), grid_gflops=grid, skipped=tuple(skipped), law=slaw)
 
 
-# ------------------------------------------------------------------------------------------ executors
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """One run of a configuration at a rung, as recorded in the trial's ``run_<rung>`` attribute."""
-
-    trial_id: int
-    number: int
-    key: Key
-    rung: int
-    attr: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """A finished run: ``top1`` (a fraction) or ``error``, and where its result row is."""
-
-    top1: float | None
-    result_path: str | None = None
-    error: str | None = None
-
-
-class SimulatedRuns:
-    """The ``simulate`` executor: results drawn from a :class:`planner.study.simulate.GroundTruth`."""
-
-    name = "simulate"
-
-    def __init__(self, prep: Prepared):
-        from planner.study.simulate import GroundTruth
-
-        self.truth = GroundTruth(prep.spec.target_gflops, prep.spec.options, prep.rungs[:-1], seed=prep.spec.seed,
-                                 fit=prep.spec.fit)
-        self._rungs = prep.rungs
-
-    def run_id(self, key: Key, rung: int, row: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-        h = hashlib.sha256(f"{law.key_str(key)}@{self._rungs[rung]}".encode()).hexdigest()[:16]
-        return "sim-" + h, {}
-
-    def submit(self, batch: list[tuple[RunRequest, Mapping[str, Any]]], batch_name: str) -> dict[str, Any]:
-        return {}
-
-    def poll(self, pending: list[RunRequest]) -> dict[str, RunOutcome]:
-        out = {}
-        for r in pending:
-            g = self._rungs[r.rung]
-            out[r.attr["run_id"]] = RunOutcome(self.truth.observe(r.key, g if r.rung < len(self._rungs) - 1
-                                                                  else self.truth.target_gflops))
-        return out
-
-
-class SweepRuns:
-    """``debug``/``local``/``slurm``: each batch of runs is a grid submitted with :func:`runners.sweep.submit`."""
-
-    def __init__(self, prep: Prepared, sweep_dir: Path, executor: str, *, train_data: str | None,
-                 eval_data: str | None, executor_options: Mapping[str, Any] | None = None):
-        """``executor_options``: ``resources`` (a mapping of grid resources written into each batch's grid:
-        cpus_per_task, mem_gb, time_min, gpus_per_node, ...), ``overrides`` (the same, applied at submit
-        time as :class:`runners.executors.ResourceOverrides`, e.g. partition), ``array_parallelism``,
-        ``device``, ``max_retries``."""
-        if not train_data or not eval_data:
-            raise ConfigError(f"--executor {executor} trains for real: give --data DIR (training shards) and "
-                              "--eval DIR (evaluation set), or use --executor simulate")
-        self.name = executor
-        self.prep = prep
-        self.root = Path(sweep_dir) / "batches"
-        self.train_data, self.eval_data = str(train_data), str(eval_data)
-        self.options = dict(executor_options or {})
-        self._configs: dict[str, Any] = {}
-
-    def run_id(self, key: Key, rung: int, row: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-        cfg = law.run_configs([row], train_data=self.train_data, eval_data=self.eval_data,
-                              options=self.prep.spec.options)[0]
-        self._configs[cfg.run_id] = cfg
-        return cfg.run_id, {}
-
-    def submit(self, batch: list[tuple[RunRequest, Mapping[str, Any]]], batch_name: str) -> dict[str, Any]:
-        from runners.gridfile import write_grid
-
-        folder = self.root / batch_name
-        grid = folder.parent / f"{batch_name}.yaml"
-        if not grid.exists():
-            grid.parent.mkdir(parents=True, exist_ok=True)
-            write_grid(grid, [self._configs[r.attr["run_id"]] for r, _ in batch],
-                       resources=self.options.get("resources"), comments=[f"clipbudget study batch {batch_name}"])
-        return {"sweep_dir": str(folder), "grid": str(grid)}
-
-    def launch(self, folder: str, grid: str) -> None:
-        from runners.executors import ResourceOverrides
-        from runners.sweep import submit
-
-        kw = {k: v for k, v in self.options.items() if k in ("array_parallelism", "device", "max_retries")}
-        if self.options.get("overrides"):
-            kw["resources"] = ResourceOverrides(**self.options["overrides"])
-        submit(grid, folder, executor=self.name, **kw)
-
-    def poll(self, pending: list[RunRequest]) -> dict[str, RunOutcome]:
-        from results.store import ResultStore
-        from runners.sweep import status
-
-        out: dict[str, RunOutcome] = {}
-        by_folder: dict[str, list[RunRequest]] = {}
-        for r in pending:
-            by_folder.setdefault(r.attr["sweep_dir"], []).append(r)
-        for folder, reqs in by_folder.items():
-            if not (Path(folder) / "manifest.json").exists():  # killed between recording and submitting
-                self.launch(folder, reqs[0].attr["grid"])
-            st = status(folder).by_id()
-            store = ResultStore(Path(folder) / "results")
-            for r in reqs:
-                s = st.get(r.attr["run_id"])
-                if s is None or s.state in ("pending", "running", "requeued"):
-                    continue
-                if s.state == "completed":
-                    rows = [x for x in store.rows_for(r.attr["run_id"]) if x.get("status") == "completed"]
-                    top1 = float(rows[-1]["zeroshot_top1"]) if rows else None
-                    path = _result_path(store.root, r.attr["run_id"])
-                    out[r.attr["run_id"]] = RunOutcome(top1, path, None if rows else "no result row")
-                else:
-                    out[r.attr["run_id"]] = RunOutcome(None, None, f"{s.state}: {s.error}")
-        return out
-
-
-def _result_path(root: Path, run_id: str) -> str | None:
-    files = sorted(Path(root).glob(f"{run_id}.completed.*.parquet"))
-    return str(files[-1]) if files else None
-
-
 # ------------------------------------------------------------------------------------------ the loop
 
 
@@ -318,10 +198,15 @@ class Ledger:
     def remaining_gflops(self) -> float:
         return self.budget_gflops - self.spent_gflops - self.in_flight_gflops
 
+    @property
+    def spent_fraction(self) -> float:
+        """Spent compute as a share of running the whole grid at the target."""
+        return self.spent_gflops / self.grid_gflops
+
     def to_dict(self) -> dict[str, float]:
         return {"budget_gflops": self.budget_gflops, "spent_gflops": self.spent_gflops,
                 "in_flight_gflops": self.in_flight_gflops, "remaining_gflops": self.remaining_gflops,
-                "grid_gflops": self.grid_gflops, "spent_fraction": self.spent_gflops / self.grid_gflops}
+                "grid_gflops": self.grid_gflops, "spent_fraction": self.spent_fraction}
 
 
 @dataclass(frozen=True)
@@ -348,7 +233,7 @@ class StudyResult:
     def to_json(self) -> dict[str, Any]:
         d = {"recommended": self.recommended, "predicted_top1": self.predicted_top1, "ci_low": self.ci_low,
              "ci_high": self.ci_high, "spent_gflops": self.ledger.spent_gflops,
-             "spent_fraction": self.ledger.spent_gflops / self.ledger.grid_gflops, "trials": self.trials,
+             "spent_fraction": self.ledger.spent_fraction, "trials": self.trials,
              "runs": self.runs, "budget_gflops": self.ledger.budget_gflops, "grid_gflops": self.ledger.grid_gflops,
              "rungs_gflops": list(self.rungs), "storage": self.storage, "study_name": self.study_name,
              "finished": self.finished}
@@ -370,24 +255,26 @@ def run_study(spec: StudySpec, *, sweep_dir: str | os.PathLike, executor: str = 
         storage: an Optuna storage URL (:mod:`planner.study.storage`); default ``sqlite:///SWEEP_DIR/study.db``.
         study_name: default: the sweep folder's name.
         train_data, eval_data: shards and evaluation set (real executors only).
-        executor_options: keywords for :func:`runners.sweep.submit` (partition, time_min, ...).
+        executor_options: real executors only (:class:`planner.study.executors.SweepRuns`): ``resources`` (a
+            mapping written into each batch's grid: ``cpus_per_task``, ``mem_gb``, ``time_min``,
+            ``gpus_per_node``, ...), ``overrides`` (a mapping of :class:`runners.executors.Resources` fields,
+            passed to :func:`runners.sweep.submit` as ``resources=ResourceOverrides(**overrides)``, e.g.
+            ``{"partition": "debug", "time_min": 30}``), ``array_parallelism``, ``device``, ``max_retries``.
         poll_s: seconds between looks at runs in flight.
         on_event: ``on_event(kind, info)`` after each step (``kind``: ``"step"``, ``"finished"``); for the
             CLI's ledger lines. Exceptions it raises stop the study (it can be resumed).
     """
     from planner.study import storage as st
 
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}; valid choices: {', '.join(EXECUTORS)}")
+    check_executor(executor)  # before the (slower) prepare
     if (executor == "simulate") != spec.simulate:
         raise ConfigError("spec.simulate must be True exactly when executor is 'simulate'")
     url = storage or st.default_url(sweep_dir)
     st.check_url(url)
     prep = prepare(spec)
     sweep_dir = Path(sweep_dir)
-    runner: Any = (SimulatedRuns(prep) if executor == "simulate" else
-                   SweepRuns(prep, sweep_dir, executor, train_data=train_data, eval_data=eval_data,
-                             executor_options=executor_options))
+    runner = make_runner(prep, executor, sweep_dir, train_data=train_data, eval_data=eval_data,
+                         executor_options=executor_options)
     name = study_name or sweep_dir.resolve().name
     from planner.study.pruner import ScalingLawPruner
 
@@ -549,10 +436,7 @@ class _Loop:
             have = {v.key for v in views if v.state in ("RUNNING", "COMPLETE", "PRUNED")}
             missing = {k: 0 for k in self.prep.keys if k not in have}
             if missing:  # the first rung: every configuration (budget checked by prepare)
-                self.launch(missing, views)
-                self.steps += 1
-                self.emit("step", {"ledger": self.ledger(views), "rung": 0, "launched": len(missing),
-                                   "pruned": 0})
+                self.step(missing, views)
                 continue
             done, in_flight = self.collect(views)  # updates ``views`` in place
             if in_flight:
@@ -563,10 +447,7 @@ class _Loop:
                 return self.finish(views)
             fresh = {v.key: 0 for v in alive if v.level < 0 and not v.runs}
             if fresh:  # trials without a first run (added by other code): run it
-                self.launch(fresh, views)
-                self.steps += 1
-                self.emit("step", {"ledger": self.ledger(views), "rung": 0, "launched": len(fresh),
-                                   "pruned": 0})
+                self.step(fresh, views)
                 continue
             post, obs = self.posterior(views)
             led = self.ledger(views)
@@ -586,11 +467,14 @@ class _Loop:
                         self.storage.set_trial_user_attr(v.trial_id, "pruned_by", {"rule": "study budget spent"})
                         self._end(v, optuna.trial.TrialState.PRUNED)
                 continue
-            self.launch(d.promote, views)
-            self.steps += 1
-            self.emit("step", {"ledger": self.ledger(views), "rung": max(d.promote.values()),
-                               "launched": len(d.promote), "pruned": len(d.prune),
-                               "best_lower_bound": d.best_lower_bound})
+            self.step(d.promote, views, pruned=len(d.prune), best_lower_bound=d.best_lower_bound)
+
+    def step(self, promote: dict[Key, int], views: list[TrialView], *, pruned: int = 0, **info: Any) -> None:
+        """Launch one batch (configuration → rung index), count the step and report it (``on_event("step")``)."""
+        self.launch(promote, views)
+        self.steps += 1
+        self.emit("step", {"ledger": self.ledger(views), "rung": max(promote.values()), "launched": len(promote),
+                           "pruned": pruned, **info})
 
     def _end(self, v: TrialView, state: Any) -> None:
         """Tell a running trial it ended (pruned: its last report is its value, as Optuna's ``tell`` does).
