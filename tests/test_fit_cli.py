@@ -193,7 +193,8 @@ def test_predict_lists_its_assumptions_and_warns_beyond_published_masks(capsys):
     p = json.loads(capsys.readouterr().out)
     assert any("beyond the largest published mask" in w for w in p["warnings"])
     names = {a["name"] for a in p["assumptions"]}
-    assert "gamma" in names and all(a["range"] and a["citation"] and "value" in a for a in p["assumptions"])
+    assert {"gamma_small", "flip_onset"} <= names
+    assert all(a["range"] and a["citation"] and "value" in a for a in p["assumptions"])
     assert p["data_pool"] == "laion" and p["metric"] == "zeroshot_top1"
     assert main(["predict", "--model", "RN50", "--samples-seen", "3e8", "--unique-samples", "3e8"]) == 0
     text = capsys.readouterr().out
@@ -203,7 +204,7 @@ def test_predict_lists_its_assumptions_and_warns_beyond_published_masks(capsys):
 def test_plan_lists_assumptions_ties_pool_and_the_compute_optimal_size(capsys):
     assert main(["plan", "--gflops", "1e10", "--top", "5"]) == 0
     out = capsys.readouterr().out
-    assert "stated assumptions behind these predictions" in out and "gamma = " in out
+    assert "stated assumptions behind these predictions" in out and "gamma_small = " in out
     assert "compute-optimal by the fit" in out and "data pool commonpool" in out
     assert main(["plan", "--gflops", "1e10", "--data-pool", "laion", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(f"{exc} (did you mean {hint}?)") from None
     optimum = _optimum(budget, args)
-    wider = _wider_models(plan, optimum) if not args.models else []
+    wider = _wider_models(plan, optimum) if optimum and not args.models else []
     if wider:
         args.models = list(DEFAULT_MODELS) + wider
         plan = _enumerate(budget, args)
@@ -176,11 +176,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _optimum(budget: Any, args: argparse.Namespace) -> dict:
-    """The compute-optimal size the fit implies at this budget (:func:`planner.scaling.rank.compute_optimal`)."""
-    from planner.scaling.rank import compute_optimal
+def _optimum(budget: Any, args: argparse.Namespace) -> dict | None:
+    """The compute-optimal size the fit implies at this budget (:func:`planner.scaling.rank.compute_optimal`;
+    None for a ranker without one)."""
+    import importlib
 
-    return compute_optimal(budget.gflops, fit=args.fit, data_pool=args.data_pool, pool_size=args.pool_size)
+    optimum = getattr(importlib.import_module("planner.scaling.rank"), "compute_optimal", None)
+    if optimum is None:
+        return None
+    return optimum(budget.gflops, fit=args.fit, data_pool=args.data_pool, pool_size=args.pool_size)
 
 
 def _wider_models(plan: Any, optimum: dict) -> list[str]:
@@ -194,8 +198,10 @@ def _wider_models(plan: Any, optimum: dict) -> list[str]:
     return [m for m in LARGER_MODELS if sample_cost_of({"model": m, "strategy": "clip"}).forward_gflops > largest]
 
 
-def _optimum_line(o: dict, rows: list[dict]) -> list[str]:
+def _optimum_line(o: dict | None, rows: list[dict]) -> list[str]:
     """The compute-optimal size at the budget, and whether the planned models can reach it."""
+    if o is None:
+        return []
     near = " and ".join(f"{m['model']} ({fmt.sci(m['gflops_per_sample'])})" for m in o["nearest_models"])
     lo, hi = o["gflops_per_sample_95"]
     lines = [f"compute-optimal by the fit (plain CLIP, whole pool): {fmt.sci(o['gflops_per_sample'])} GFLOPs/sample "
@@ -261,7 +267,7 @@ def _dropped_line(plan: Any) -> str:
 
 
 def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warnings: list[str],
-                 args: argparse.Namespace, where: str, optimum: dict) -> None:
+                 args: argparse.Namespace, where: str, optimum: dict | None) -> None:
     top = args.top or DEFAULT_TABLE_ROWS
     shown = rows[:top]
     header = [

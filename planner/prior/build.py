@@ -84,7 +84,7 @@ def build(n_boot: int = 1000, seed: int = 0, validate: bool = True) -> dict:
     if validate:
         from planner.prior.validate import validate as run_validation
 
-        d["validation"] = run_validation(n_boot=200)
+        d["validation"] = run_validation(n_boot=200, prior=d)
     return d
 
 

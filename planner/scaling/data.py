@@ -167,26 +167,38 @@ def build_features(rows: Iterable[Mapping], *, metric: str | None = None, refere
 
 
 def data_ranges(x: Features) -> dict:
-    """Per pool key (and ``"*"`` for all rows): log10 ranges of total compute (GFLOPs) and unique samples."""
+    """Per pool key (and ``"*"`` for all rows): log10 ranges of total compute (GFLOPs) and unique samples;
+    per strategy other than plain CLIP with rows (``"strategy:<name>"``): the log10 range of samples seen."""
     u = np.log10(np.minimum(x.unique, x.seen))
     c = np.log10(x.total_gflops)
     out = {"*": [float(c.min()), float(c.max()), float(u.min()), float(u.max())]}
     for k in np.unique(x.pool_key):
         sel = x.pool_key == k
         out[str(k)] = [float(c[sel].min()), float(c[sel].max()), float(u[sel].min()), float(u[sel].max())]
+    s = np.log10(x.seen)
+    for k in np.unique(x.strategy):
+        if k != "clip":
+            sel = x.strategy == k
+            out[f"strategy:{k}"] = [float(s[sel].min()), float(s[sel].max())]
     return out
 
 
 def extrapolation_parts(x: Features, ranges: Mapping) -> tuple[np.ndarray, np.ndarray]:
     """Per row: (decades of total compute, decades of unique samples) outside the fitted rows of its pool
-    (0 inside; a pool without rows uses the range of all rows, ``"*"``)."""
+    (0 inside; a pool without rows uses the range of all rows, ``"*"``). A row of a strategy with fitted
+    rows (``"strategy:<name>"`` in ``ranges``: FLIP, SLIP) adds to the first the decades of samples seen
+    outside that strategy's rows: its term was measured there only."""
     u = np.log10(np.minimum(x.unique, x.seen))
     c = np.log10(x.total_gflops)
+    s = np.log10(x.seen)
     dc, du = np.zeros(len(x)), np.zeros(len(x))
     for i, k in enumerate(x.pool_key):
         c_lo, c_hi, u_lo, u_hi = ranges.get(str(k), ranges["*"])
         dc[i] = max(0.0, c_lo - c[i], c[i] - c_hi)
         du[i] = max(0.0, u_lo - u[i], u[i] - u_hi)
+        strat = ranges.get(f"strategy:{x.strategy[i]}")
+        if strat:
+            dc[i] += max(0.0, strat[0] - s[i], s[i] - strat[1])
     return dc, du
 
 

@@ -29,7 +29,7 @@ Terms (name — what it says — parameters):
   paper's best fraction of WebLI is 40 % on a 20/40/60/80 % grid, so ``c`` ∈ [0.3, 0.6].
 * ``gamma`` — larger models need more samples (seed finding 3: ViT-L/16 worst below 1e8 samples seen, best
   by 3.4e9): the data term scales as ``N^g(S)``, i.e. ``log D`` gains ``-(g / beta) log N``, with
-  ``g(S) = gamma + gamma_small / (1 + S / gamma_fade)``. ``gamma`` is fitted wherever the rows hold three or
+  ``g(S) = gamma + gamma_small exp(-S / gamma_fade)``. ``gamma`` is fitted wherever the rows hold three or
   more model sizes at three or more sample counts, as the built-in prior's do: they give ≈ -0.05 (Cherti et
   al.'s grid: the gap between model sizes *shrinks* as samples grow, in -log top-1; the published runs all
   see ≥ 1.3e7 samples, the larger models ≥ 3.75e8). The seed paper's finding lies below that, where no
@@ -151,7 +151,7 @@ def _quality(x, col, d):
 
 
 def _gamma(x, col, d):  # B * N^gamma * D^-beta == B * (D * N^(-gamma/beta))^-beta
-    small = col["gamma_small"] / (1.0 + x.seen[None, :] / col["gamma_fade"])  # fades with samples seen
+    small = col["gamma_small"] * np.exp(-x.seen[None, :] / col["gamma_fade"])  # gone by a few gamma_fade
     return -(col["gamma"] + small) / col["beta"] * d["log_n"]
 
 
@@ -267,7 +267,7 @@ TERMS: tuple[Term, ...] = (
           Param("gamma_fade", 1e8, 1e7, 1e10, (3e7, 3e8), fittable=False)),
          "Li, Xie, Cubuk 2024 finding 3: ViT-L/16 worst below 1e8 samples seen, best by 3.4e9; "
          "Cherti et al. 2023 (the published grid fits gamma < 0)",
-         "larger models need more samples: the data term scales as N^g(S), g = gamma + gamma_small / (1 + S / "
+         "larger models need more samples: the data term scales as N^g(S), g = gamma + gamma_small exp(-S / "
          "gamma_fade) (the small-sample part from the seed paper, below the published runs)",
          _always, _gamma, _ident_gamma),
     Term("slip", "data",
