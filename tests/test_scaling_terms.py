@@ -167,3 +167,13 @@ def test_capacity_is_the_image_tower():
 
     x = build_features([{"model": m, "samples_seen": 1e9, "unique_samples": 1e9} for m in ("ViT-B-32", "ViT-L-16")])
     assert round(float(x.capacity[0]), 2) == 8.82 and round(float(x.capacity[1]), 2) == 123.11
+
+
+def test_a_strategy_far_from_its_published_runs_gets_a_wider_discrepancy():
+    """FLIP's published runs see 2.6e9–1.3e10 samples: a FLIP row at 1.4e7 samples is an extrapolation of the
+    FLIP term, so its model discrepancy grows with the decades outside (CLIP at the same samples does not)."""
+    m = load_model(None)
+    x = m.features([{"model": "ViT-B-16", "samples_seen": s, "unique_samples": s, "strategy": st,
+                     "data_pool": "laion"} for s in (1.4e7, 5e9) for st in ("clip", "flip")])
+    sd = m.discrepancy(x)
+    assert sd[1] > 1.5 * sd[0] and sd[3] == pytest.approx(sd[2], rel=0.05), sd

@@ -72,15 +72,17 @@ def cherti_form() -> Form:
 
 
 def saturating_form(pools: tuple[str, ...] = (), quality_pools: tuple[str, ...] = ()) -> Form:
-    """The saturating form: core, every term of :mod:`planner.scaling.terms`, a clean fraction per pool in
-    ``quality_pools`` and one data-value offset per non-reference pool in ``pools``."""
+    """The saturating form: core, every term of :mod:`planner.scaling.terms`, a clean fraction and a noise
+    value per pool in ``quality_pools`` and one data-value offset per non-reference pool in ``pools``."""
     core_lo = (math.log(1e-4), math.log(1e-4), 0.02, math.log(1e-4), 0.02)
     core_hi = (math.log(0.9), math.log(20.0), 2.0, math.log(20.0), 2.0)
     core_def = (math.log(0.15), math.log(0.5), 0.5, math.log(0.2), 0.3)
-    recs = [terms.param(n) for n in TERM_PARAMS] + [terms.param("quality_clean")] * len(quality_pools)
+    recs = ([terms.param(n) for n in TERM_PARAMS] + [terms.param("quality_clean")] * len(quality_pools)
+            + [terms.param("quality_noise")] * len(quality_pools))
     return Form(
         name="saturating",
         params=CORE_SATURATING + TERM_PARAMS + tuple(f"quality_clean:{p}" for p in quality_pools)
+        + tuple(f"quality_noise:{p}" for p in quality_pools)
         + tuple(f"pool:{p}" for p in pools) + ("pool:*",) + tuple(f"pool_slope:{p}" for p in pools)
         + ("pool_slope:*",),
         lower=core_lo + tuple(r.lower for r in recs) + (-6.0,) * (len(pools) + 1)
@@ -137,7 +139,7 @@ def param_applies(form: Form, name: str, x) -> np.ndarray:
             return x.pool_key == key
         known = {p for p in form.params if p.startswith("pool:") and p != "pool:*"}
         return np.asarray([k != "pool:" and k not in known for k in x.pool_key], dtype=bool)
-    if name.startswith("quality_clean"):
+    if name.startswith(("quality_clean", "quality_noise")):
         own = np.isin(x.pool_key, [f"pool:{p.split(':', 1)[1]}" for p in form.params if p.startswith("quality_clean:")])
         sel = (x.pool_key == "pool:" + name.split(":", 1)[1]) if ":" in name else ~own
         return (x.quality < 1.0) & sel

@@ -23,10 +23,13 @@ Terms (name — what it says — parameters):
   *clean* with probability ``sigmoid((c - r) / s)`` and worth 1 sample, else worth ``v`` samples; the top-``q``
   subset's value per sample relative to the whole pool multiplies ``D``; its repeats decay through
   ``repetition``, so the best fraction rises with compute and the whole pool wins once a subset is repeated
-  too often. ``quality_noise`` (``v``), ``quality_softness`` (``s``) and the clean fraction of every pool
-  with a quality ladder in the data (``quality_clean:<pool>``) are fitted (DataComp's CLIP-score ladders);
-  the clean fraction of the pool predictions are for, ``quality_clean``, is a stated assumption: the seed
-  paper's best fraction of WebLI is 40 % on a 20/40/60/80 % grid, so ``c`` ∈ [0.3, 0.6].
+  too often. ``quality_softness`` (``s``) and, for every pool with a quality ladder in the data, its clean
+  fraction and noise value (``quality_clean:<pool>``, ``quality_noise:<pool>``) are fitted (DataComp's
+  CLIP-score ladders: CommonPool's clean top ≈ 1.5 %, a noisy pair worth ≈ -0.01 of a clean one). For
+  the pool predictions are for without a ladder of its own (``quality_clean``, ``quality_noise``) both are
+  stated assumptions from the seed paper's finding on WebLI: its best fraction is 40 % on a 20/40/60/80 %
+  grid, so ``c`` ∈ [0.3, 0.6]; top-40 % beats the whole pool at one epoch, i.e. with the same clean pairs
+  the noisy 60 % hurt, so ``v`` ∈ [-0.3, 0] (point -0.1).
 * ``gamma`` — larger models need more samples (seed finding 3: ViT-L/16 worst below 1e8 samples seen, best
   by 3.4e9): the data term scales as ``N^g(S)``, i.e. ``log D`` gains ``-(g / beta) log N``, with
   ``g(S) = gamma + gamma_small exp(-S / gamma_fade)``. ``gamma`` is fitted wherever the rows hold three or
@@ -141,13 +144,16 @@ def quality_log_multiplier(q, clean, noise, softness):
 
 
 def _quality(x, col, d):
-    clean = col["quality_clean"]
+    clean, noise = col["quality_clean"], col["quality_noise"]
     for name in col:
-        if name.startswith("quality_clean:"):
+        if name.startswith(("quality_clean:", "quality_noise:")):
             in_pool = (x.pool_key == "pool:" + name.split(":", 1)[1])[None, :]
             if in_pool.any():
-                clean = np.where(in_pool, col[name], clean)
-    return quality_log_multiplier(x.quality[None, :], clean, col["quality_noise"], col["quality_softness"])
+                if name.startswith("quality_clean:"):
+                    clean = np.where(in_pool, col[name], clean)
+                else:
+                    noise = np.where(in_pool, col[name], noise)
+    return quality_log_multiplier(x.quality[None, :], clean, noise, col["quality_softness"])
 
 
 def _gamma(x, col, d):  # B * N^gamma * D^-beta == B * (D * N^(-gamma/beta))^-beta
@@ -198,15 +204,15 @@ def _ident_repetition(x, name):
 
 
 def _ident_quality(x, name):
-    if name.startswith("quality_clean:"):
+    if name.startswith(("quality_clean:", "quality_noise:")):
         sel = x.pool_key == "pool:" + name.split(":", 1)[1]
         return len(np.unique(np.round(x.quality[sel], 3))) >= 3
     levels = {}
     for k in np.unique(x.pool_key):
         levels[k] = len(np.unique(np.round(x.quality[x.pool_key == k], 3)))
-    if name == "quality_clean":
+    if name in ("quality_clean", "quality_noise"):
         return levels.get("pool:", 0) >= 3
-    return max(levels.values()) >= 3 and len(x) >= 8  # noise, softness: shape shared by every pool
+    return max(levels.values()) >= 3 and len(x) >= 8  # softness: shape shared by every pool
 
 
 def _ident_gamma(x, name):
@@ -255,7 +261,7 @@ TERMS: tuple[Term, ...] = (
          lambda x: np.minimum(x.unique, x.seen) < x.seen, _repetition, _ident_repetition),
     Term("quality", "data",
          (Param("quality_clean", 0.4, 0.01, 1.0, (0.3, 0.6)),
-          Param("quality_noise", -0.05, -1.0, 0.9, (-0.3, 0.2)),
+          Param("quality_noise", -0.1, -1.0, 0.9, (-0.3, 0.0)),
           Param("quality_softness", 0.05, 0.005, 0.5, (0.01, 0.2))),
          "Goyal et al. 2024 (CVPR, Scaling laws for data filtering); Li, Xie, Cubuk 2024 finding 1 "
          "(top-40% of WebLI beats the full pool; top-20% is worse)",
@@ -324,7 +330,8 @@ POOL_OFFSET = Param("pool:*", 0.0, -6.0, 6.0, (-3.0, 1.0), fittable=False)
 POOL_SLOPE = Param("pool_slope:*", 0.0, -0.8, 2.0, (-0.2, 0.8), fittable=False)
 POOL_CITATION = "pool offsets fitted in the built-in prior (Cherti et al. 2023; Radford et al. 2021; DataComp; SLIP)"
 
-#: Every term parameter by name (the ``quality_clean:<pool>`` parameters copy ``quality_clean``).
+#: Every term parameter by name (the ``quality_clean:<pool>``/``quality_noise:<pool>`` parameters copy
+#: ``quality_clean``'s/``quality_noise``'s).
 PARAMS: dict[str, Param] = {p.name: p for t in TERMS for p in t.params}
 #: Which term owns each parameter.
 OWNER: dict[str, Term] = {p.name: t for t in TERMS for p in t.params}
@@ -337,18 +344,18 @@ CITATIONS: dict[str, str] = {n: OWNER[n].citation for n in PARAMS}
 
 
 def param(name: str) -> Param:
-    """The record of ``name`` (``quality_clean:<pool>`` resolves to ``quality_clean``'s, ``pool:<name>`` to
+    """The record of ``name`` (``quality_clean:<pool>`` resolves to ``quality_clean``'s, likewise noise; ``pool:<name>`` to
     :data:`POOL_OFFSET`)."""
     if name.startswith("pool:"):
         return POOL_OFFSET
     if name.startswith("pool_slope:"):
         return POOL_SLOPE
-    base = name.split(":", 1)[0] if name.startswith("quality_clean:") else name
+    base = name.split(":", 1)[0] if name.startswith(("quality_clean:", "quality_noise:")) else name
     return PARAMS[base]
 
 
 def term_of(name: str) -> Term | None:
-    base = name.split(":", 1)[0] if name.startswith("quality_clean:") else name
+    base = name.split(":", 1)[0] if name.startswith(("quality_clean:", "quality_noise:")) else name
     return OWNER.get(base)
 
 
