@@ -37,6 +37,8 @@ RUN_ELSEWHERE = {
     "bash scripts/setup.sh": "creates .venv and installs the package: it is what made this test environment "
                              "(scripts/test.sh runs it before the suite)",
     "bash scripts/test.sh": "runs this test suite (and brings up the local SLURM cluster): it is the caller",
+    "clipbudget demo --out demo": "the whole loop (minutes of CPU training): tests/test_demo.py runs this line "
+                                  "as written in the slow suite and checks its outcome",
     "clipbudget study --gflops 1e10 --sweep-dir studies/big --executor slurm --partition gpu --data SHARDS "
     "--eval EVAL --storage mysql+pymysql://user:pw@db/optuna":
         "a template for a real cluster: placeholders SHARDS/EVAL, a GPU partition and a MySQL server that this "

@@ -51,12 +51,10 @@ def test_bad_config_is_one_line_before_training(over, needle, micro_model, demo_
         (tmp_path / "empty").mkdir()
         over = {"train_data": str(tmp_path / "empty")}
     cfg = _write(tmp_path / "run.yaml", _base(micro_model, demo_data, **over))
-    t0 = time.monotonic()
     code = main(["run", str(cfg), "--out", str(tmp_path / "out"), "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1 and needle in err, err
-    assert time.monotonic() - t0 < 30
     assert not (tmp_path / "out" / "runs").exists() or not list((tmp_path / "out" / "runs").rglob("*.pt"))
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from planner.study import law
 from planner.study.driver import StudySpec, run_study
 from planner.study.law import PlanOptions
+from results.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def run_demo(out: str | Path, *, executor: str = "local", seed: int = 0, target_
                                                         "ci_high": res.ci_high},
                         target_runs=runs, covered=covered, gap_to_best=gap, trends=_trends(out / "study"),
                         study=res.to_json(), report=report, out=str(out), notes=notes)
-    (out / "demo.json").write_text(json.dumps(result.to_json(), indent=1, default=str), encoding="utf-8")
+    write_atomic(out / "demo.json", json.dumps(result.to_json(), indent=1, default=str))
     return result
 
 
