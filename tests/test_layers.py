@@ -231,3 +231,14 @@ def _outcome(fn, value):
         return fn(value)
     except ValueError:
         return ValueError
+
+
+#: A module longer than this is more than one concern (docs/architecture.md); split it along a seam.
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_over_the_line_limit():
+    sizes = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in module_files().items()}
+    assert len(sizes) > 50  # the walk saw the packages
+    over = {m: n for m, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not over, f"modules over {MAX_MODULE_LINES} lines: {over}"
