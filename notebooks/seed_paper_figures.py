@@ -147,6 +147,9 @@ best = [max(curves, key=lambda m: curves[m][i]) for i in range(len(seen))]
 worst_small = min(curves, key=lambda m: curves[m][int(np.argmin(np.abs(seen - 5e7)))])
 findings["models"] = {"best_at_1e7": best[0], "best_at_3.4e9": best[-1], "worst_vit_at_5e7": worst_small}
 print("models:", findings["models"])
+# the paper: ViT-L/16 is the worst ViT below 1e8 samples seen (a stated assumption, gamma_small/gamma_fade;
+# tests/test_prior_findings.py::test_assumption_gamma_small_makes_vit_l_the_worst_vit_below_1e8_samples)
+assert worst_small == "ViT-L-16", f"finding 3 not drawn: worst ViT at 5e7 samples is {worst_small}"
 
 # %% [markdown]
 # ## 4. CNN against ViT: ResNet-50 first, ViT-B/32 later

@@ -11,7 +11,7 @@ from planner.scaling.data import data_hash
 from planner.scaling.predict import load_model
 from results.schema import COLUMNS, validate_row
 
-EXTRA = {"citation", "used_in_prior", "notes"}
+EXTRA = {"citation", "used_in_prior", "notes", "quality_filter"}
 
 
 def test_published_rows_are_cited_and_fit_the_schema():

@@ -21,6 +21,8 @@ ROWS = [
     {"model": "ViT-B-16", "samples_seen": 2e9, "unique_samples": 5e8, "strategy": "flip", "flip_mask_ratio": 0.6,
      "batch_size": 16384},
     {"model": "ViT-S-16", "samples_seen": 4e8, "unique_samples": 2e7, "strategy": "clip_aug", "data_pool": "cc3m"},
+    {"model": "ViT-B-32", "samples_seen": 1e8, "unique_samples": 2.5e7, "quality_fraction": 0.25,
+     "quality_filter": "basic"},
 ]
 
 
@@ -171,9 +173,16 @@ def test_capacity_is_the_image_tower():
 
 def test_a_strategy_far_from_its_published_runs_gets_a_wider_discrepancy():
     """FLIP's published runs see 2.6e9–1.3e10 samples: a FLIP row at 1.4e7 samples is an extrapolation of the
-    FLIP term, so its model discrepancy grows with the decades outside (CLIP at the same samples does not)."""
+    FLIP term, so its model discrepancy grows with the decades outside (CLIP at the same samples does not), up
+    to :data:`planner.scaling.data.STRATEGY_DECADES_CAP` decades: the term is a bounded multiplier of the data,
+    so 2 decades out (1.4e7) and 3 (1.4e6) widen a FLIP row alike."""
+    from planner.scaling.data import STRATEGY_DECADES_CAP, extrapolation_parts
+
     m = load_model(None)
     x = m.features([{"model": "ViT-B-16", "samples_seen": s, "unique_samples": s, "strategy": st,
-                     "data_pool": "laion"} for s in (1.4e7, 5e9) for st in ("clip", "flip")])
+                     "data_pool": "laion"} for s in (1.4e7, 5e9, 1.4e6) for st in ("clip", "flip")])
     sd = m.discrepancy(x)
-    assert sd[1] > 1.5 * sd[0] and sd[3] == pytest.approx(sd[2], rel=0.05), sd
+    assert sd[1] > 1.3 * sd[0] and sd[3] == pytest.approx(sd[2], rel=0.05), sd
+    dc, _ = extrapolation_parts(x, m.info["discrepancy"]["ranges"])
+    assert dc[5] - dc[4] == pytest.approx(dc[1] - dc[0]), dc  # FLIP adds the same beyond the cap
+    assert 1.0 < dc[1] - dc[0] <= STRATEGY_DECADES_CAP + 0.3, dc  # the cap + FLIP's cheaper samples

@@ -2,7 +2,9 @@
 
 A *row* is a mapping with at least ``model``, ``samples_seen``, ``unique_samples``; optional ``strategy``
 (default ``clip``), ``quality_fraction`` (1), ``image_size``/``context_length`` (the model's own, i.e. 224
-and 77 for the published models), ``flip_mask_ratio`` (0.5 for flip, else 0), ``batch_size``, ``data_pool`` and the metric
+and 77 for the published models), ``flip_mask_ratio`` (0.5 for flip, else 0), ``batch_size``, ``data_pool``, ``quality_filter`` (``score``, the
+default: the subset is the top ``quality_fraction`` by an image-text score; any other name: a filter of another
+kind, :data:`SCORE_FILTERS`) and the metric
 (``zeroshot_top1``, a fraction). Bad values raise :class:`budget.errors.ConfigError` naming the row.
 """
 
@@ -22,6 +24,10 @@ from budget.errors import ConfigError
 from budget.vocabulary import STRATEGIES, default_flip_mask_ratio
 
 REQUIRED = ("model", "samples_seen", "unique_samples")
+#: ``quality_filter`` values meaning a top-``quality_fraction`` cut of the pool ranked by an image-text score
+#: (the quality term's ladder; also the default when a row does not say). Any other value (``basic``,
+#: ``text``, ``image``, ``laion`` …) is a filter of another kind (the ``filter`` term).
+SCORE_FILTERS = ("score", "clip_score", "clip-score")
 CONV_FAMILIES = ("modified_resnet",)
 
 
@@ -45,6 +51,7 @@ class Features:
     strategy: np.ndarray  # str
     pool_key: np.ndarray  # "pool:<name>" (str)
     y: np.ndarray | None  # metric (fraction) or None
+    other_filter: np.ndarray | None = None  # 1.0 where the quality subset is not a top-q cut of a score
 
     def __len__(self) -> int:
         return len(self.seen)
@@ -152,6 +159,8 @@ def build_features(rows: Iterable[Mapping], *, metric: str | None = None, refere
         cols["strategy"].append(strategy)
         cols["pool_key"].append(f"pool:{pool}")
         cols["batch"].append(_number(row, "batch_size", where, 0.0))
+        kind = row.get("quality_filter")
+        cols["other_filter"].append(0.0 if _missing(kind) or str(kind) in SCORE_FILTERS or q >= 1.0 else 1.0)
         if metric is not None:
             yv = _number(row, metric, where)
             if not 0 < yv < 1:
@@ -183,11 +192,19 @@ def data_ranges(x: Features) -> dict:
     return out
 
 
+#: Most decades of samples seen outside a strategy's own rows that count as extrapolation. A strategy term is
+#: a bounded multiplier of the data (FLIP's fitted gain at mask 0.5 ≈ e^0.6, SLIP's ≈ e^1): however far from
+#: its rows, getting it wrong moves a prediction at most as much as switching the whole term on or off,
+#: ``beta`` × 0.6–1 ≈ 0.15–0.25 on the form's scale, which the per-decade discrepancy (≈ 0.2) reaches at one
+#: decade. Beyond it the strategy's rows say no more; the compute and unique-sample decades still count.
+STRATEGY_DECADES_CAP = 1.0
+
+
 def extrapolation_parts(x: Features, ranges: Mapping) -> tuple[np.ndarray, np.ndarray]:
     """Per row: (decades of total compute, decades of unique samples) outside the fitted rows of its pool
     (0 inside; a pool without rows uses the range of all rows, ``"*"``). A row of a strategy with fitted
     rows (``"strategy:<name>"`` in ``ranges``: FLIP, SLIP) adds to the first the decades of samples seen
-    outside that strategy's rows: its term was measured there only."""
+    outside that strategy's rows (its term was measured there only), at most :data:`STRATEGY_DECADES_CAP`."""
     u = np.log10(np.minimum(x.unique, x.seen))
     c = np.log10(x.total_gflops)
     s = np.log10(x.seen)
@@ -198,7 +215,7 @@ def extrapolation_parts(x: Features, ranges: Mapping) -> tuple[np.ndarray, np.nd
         du[i] = max(0.0, u_lo - u[i], u[i] - u_hi)
         strat = ranges.get(f"strategy:{x.strategy[i]}")
         if strat:
-            dc[i] += max(0.0, strat[0] - s[i], s[i] - strat[1])
+            dc[i] += min(STRATEGY_DECADES_CAP, max(0.0, strat[0] - s[i], s[i] - strat[1]))
     return dc, du
 
 
