@@ -91,3 +91,44 @@ def test_compute_optimal_size_grows_with_budget_and_names_catalog_models():
     assert names & {"ViT-H-14", "ViT-g-14", "ViT-L-14", "ViT-bigG-14"}, opts[-1]
     for o in opts:  # the cost adds a text tower to the capacity (the image tower)
         assert o["gflops_per_sample"] > o["image_gflops_per_sample"]
+
+
+def _close_rows():
+    # rows 8 and 12 of the 1e10-GFLOPs plan: different configurations (augmentation or not), 0.5 points apart,
+    # which the parameter/assumption draws alone separate in every draw
+    return [{"model": "ViT-B-32", "strategy": "clip", "samples_seen": 6.77e8, "unique_samples": 6.77e8,
+             "quality_fraction": 0.2, "gpu_hours": 66.8},
+            {"model": "ViT-B-32", "strategy": "clip_aug", "samples_seen": 6.77e8, "unique_samples": 6.77e8,
+             "quality_fraction": 0.2, "gpu_hours": 66.8}]
+
+
+def test_p_best_and_ties_include_the_model_discrepancy():
+    from planner.scaling import terms
+    from planner.scaling.forms import accuracy, log_error
+    from planner.scaling.predict import load_model
+
+    model = load_model(None)
+    x = model.features([dict(r, data_pool=model.default_pool) for r in _close_rows()])
+    p = model.predict(x)
+    le = log_error(model.form, model.theta[None, :], x)[0]
+    # the per-configuration part of the discrepancy (smallest: at the top of the shared share's range), in points
+    per_config = np.sqrt(1 - terms.DISCREPANCY_SHARED.assumed[1]) * model.discrepancy(x)
+    per_config_acc = np.abs(accuracy(model.form, le + per_config) - accuracy(model.form, le))
+    gap = abs(p.top1[0] - p.top1[1])
+    assert gap < 0.5 * np.sqrt(2) * per_config_acc.min(), (gap, per_config_acc)  # half the difference's sd
+    # the parameter/assumption draws alone separate them far more sharply than the discrepancy allows
+    only_params = float((p.draws[:, 0] > p.draws[:, 1]).mean())
+    r = rank_plan(_close_rows())
+    top = r.rows[0]
+    assert only_params > 0.95 and top["p_best"] < 0.9, (top["p_best"], only_params)
+    assert all(row["tied_with_best"] for row in r.rows) and r.tied == 1
+    assert "discrepancy_shared" in [a["name"] for a in r.assumptions]
+    # deterministic, and a row's discrepancy draws do not depend on which other rows are ranked
+    assert [row["p_best"] for row in rank_plan(_close_rows()).rows] == [row["p_best"] for row in r.rows]
+    alone = model.predict(x.take([1]))
+    np.testing.assert_array_equal(alone.ranked[:, 0], p.ranked[:, 1])
+    # marginally the discrepancy is the intervals' N(0, sigma^2): the shared part moves both rows alike
+    d = model.discrepancy_draws(x, 4000)
+    assert np.allclose(d.std(axis=0) / model.discrepancy(x), 1.0, atol=0.05)
+    corr = np.corrcoef(d[:, 0], d[:, 1])[0, 1]
+    assert terms.DISCREPANCY_SHARED.assumed[0] - 0.05 < corr < terms.DISCREPANCY_SHARED.assumed[1] + 0.05

@@ -318,7 +318,7 @@ def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warning
             f"{fmt.human_count(r['samples_seen'])} samples seen ({r['epochs']:.3g} "
             f"epoch{'' if r['epochs'] == 1 else 's'}), predicted top-1 "
             f"{fmt.pct(r.get('predicted_top1'))} [{fmt.pct(r.get('ci_low'))}, {fmt.pct(r.get('ci_high'))}], "
-            f"best in {fmt.pct(r.get('p_best'), 0)} of bootstrap draws; data pool {r.get('data_pool') or '-'}")
+            f"best in {fmt.pct(r.get('p_best'), 0)} of draws (parameters, assumptions, model discrepancy); data pool {r.get('data_pool') or '-'}")
     tied = getattr(ranking, "tied", 0)
     if tied:
         footer.append(f"= tied with the recommended row within the uncertainty ({tied} row"

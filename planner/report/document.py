@@ -120,7 +120,8 @@ def budget_document(d: BudgetData, *, top: int = 10) -> Document:
     ranked = d.ranked
     tied = [r for r in ranked if r.get("tied") and not r.get("recommended")]
     lead = (f"Recommended: {_config(rec)} — predicted zero-shot top-1 {interval(rec)}, best in "
-            f"{pct(rec['p_best'], 0)} of bootstrap draws, {hours(rec['gpu_hours'])} {c['gpu']}-hours.")
+            f"{pct(rec['p_best'], 0)} of draws (parameters, assumptions, model discrepancy), "
+            f"{hours(rec['gpu_hours'])} {c['gpu']}-hours.")
     if tied:
         lead += f" {len(tied)} other row{'s are' if len(tied) != 1 else ' is'} tied with it."
     sections = []
@@ -148,7 +149,7 @@ def budget_document(d: BudgetData, *, top: int = 10) -> Document:
         cap += (f"; row 2 ({runner['model']} {runner['strategy']}, q={runner['quality_fraction']:g}) "
                 f"{interval(runner)}")
     cap += (f". Rows marked = are tied with the best ({len(tied)} here); * marks the recommendation "
-            f"(best in {pct(rec['p_best'], 0)} of bootstrap draws).")
+            f"(best in {pct(rec['p_best'], 0)} of draws: parameters, assumptions, model discrepancy).")
     table_rows, hl = [], []
     for i, r in enumerate(shown):
         if r.get("recommended"):

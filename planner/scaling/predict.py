@@ -10,7 +10,11 @@ range, :mod:`planner.scaling.terms`) and the model discrepancy. ``predict(rows)`
   discrepancy (``N(0, sigma^2)`` on the form's log scale; sigma fitted to leave-one-source-out residuals with a stated
   prior, :func:`planner.scaling.fit.discrepancy_sigma`);
 * ``draws`` — ``[B, n]`` accuracies per parameter/assumption draw *without* discrepancy noise (rows share a
-  draw, so differences between rows — ``p_best``, ties — are paired);
+  draw);
+* ``ranked`` — ``draws`` plus a discrepancy draw split into a part shared by every row and a part per
+  configuration (:meth:`ScalingModel.discrepancy_draws`, stated assumption
+  :data:`planner.scaling.terms.DISCREPANCY_SHARED`): what ``p_best`` and ties are computed from, paired
+  across rows, so rows closer than the per-configuration discrepancy are not separated;
 * ``extrapolation`` — outside the fitted compute range; ``finding_terms`` — per row, the stated
   assumptions (term parameters not fitted) the prediction rests on; ``assumptions`` (method) — all of them
   with values and ranges.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -40,6 +45,10 @@ from planner.scaling.forms import CORE_SATURATING, Form, accuracy, log_error, ma
 
 PRIOR_PATH = Path(__file__).resolve().parent.parent / "prior" / "prior_fit.json"
 PRIOR_NAME = "built-in prior (published results + stated assumptions)"
+
+
+#: Seed of the ranking's discrepancy draws (fixed: plans are reproducible).
+DISCREPANCY_SEED = 20240611
 
 
 #: Floor of a predicted top-1 (ImageNet chance level): the forms' error can exceed 1 far outside the data.
@@ -62,6 +71,7 @@ class Prediction:
     draws: np.ndarray  # [B, n] accuracies (parameter + assumption draws; no discrepancy noise)
     extrapolation: np.ndarray  # bool per row
     finding_terms: list[list[str]]  # per row: stated assumptions (unfitted term parameters) it rests on
+    ranked: np.ndarray | None = None  # [B, n] accuracies: draws + shared/per-configuration discrepancy
 
 
 @dataclass(frozen=True)
@@ -120,8 +130,36 @@ class ScalingModel:
             lo, hi = np.percentile(acc, [a, 100 - a], axis=0)
         lo, hi = np.minimum(lo, point), np.maximum(hi, point)
         extra = self.outside_data(x)
+        ranked = accuracy(self.form, le + self.discrepancy_draws(x, len(le), sigma=sigma)) if sigma.any() else acc
         return Prediction(top1=point, ci_low=lo, ci_high=hi, draws=acc, extrapolation=extra,
-                          finding_terms=self._rows_terms(x))
+                          finding_terms=self._rows_terms(x), ranked=ranked)
+
+    @property
+    def discrepancy_shared_range(self) -> tuple[float, float]:
+        """Range of the share of discrepancy variance common to all rows (the fit's
+        ``discrepancy.shared_range`` when it states one, else :data:`planner.scaling.terms.DISCREPANCY_SHARED`)."""
+        r = (self.info.get("discrepancy") or {}).get("shared_range") or terms.DISCREPANCY_SHARED.assumed
+        return float(r[0]), float(r[1])
+
+    def discrepancy_draws(self, x: Features, n_draws: int, *, sigma: np.ndarray | None = None,
+                          seed: int = DISCREPANCY_SEED) -> np.ndarray:
+        """``[n_draws, n]`` model-discrepancy draws on the form's log scale, paired across rows:
+        ``sigma_i (sqrt(rho_b) z_b + sqrt(1 - rho_b) w_bc)`` with ``rho_b`` drawn uniformly from
+        :attr:`discrepancy_shared_range` in every draw, ``z_b`` shared by all rows and ``w_bc`` one normal per
+        configuration ``c`` (:func:`configuration_keys`). Each row's marginal is ``N(0, sigma_i^2)``, as the
+        intervals'. Common random numbers: ``rho``/``z`` from a fixed stream, ``w_c`` from a stream seeded by
+        the configuration's name, so a row's draws do not depend on which other rows are ranked."""
+        sigma = self.discrepancy(x) if sigma is None else sigma
+        lo, hi = self.discrepancy_shared_range
+        rho = np.random.default_rng([seed, 0]).uniform(lo, hi, n_draws)
+        z = np.random.default_rng([seed, 1]).standard_normal(n_draws)
+        w = np.empty((n_draws, len(x)))
+        streams: dict[str, np.ndarray] = {}
+        for i, key in enumerate(configuration_keys(x)):
+            if key not in streams:
+                streams[key] = np.random.default_rng([seed, 2, zlib.crc32(key.encode())]).standard_normal(n_draws)
+            w[:, i] = streams[key]
+        return sigma[None, :] * (np.sqrt(rho)[:, None] * z[:, None] + np.sqrt(1.0 - rho)[:, None] * w)
 
     def outside_data(self, x: Features) -> np.ndarray:
         """Per row: outside the total-compute range of the fitted rows of the row's own pool (the whole fit's
@@ -187,6 +225,13 @@ class ScalingModel:
             for i in np.flatnonzero(hit):
                 out[i].append(name)
         return out
+
+
+def configuration_keys(x: Features) -> list[str]:
+    """Per row: the configuration its per-configuration discrepancy belongs to (model, strategy, FLIP mask,
+    quality fraction, pool; not samples seen, so one configuration's scaling curve shares its error)."""
+    return [f"{m}|{s}|{k:.4g}|{q:.4g}|{p}" for m, s, k, q, p in
+            zip(x.model, x.strategy, x.mask, x.quality, x.pool_key)]
 
 
 @lru_cache(maxsize=8)

@@ -5,12 +5,16 @@ objects or dicts with the same keys (optionally ``data_pool``, ``batch_size``); 
 built-in prior) or a FIT.json path. Vectorised over rows × bootstrap draws; numpy only.
 
 Each ranked row gains: ``predicted_top1``, ``ci_low``, ``ci_high`` (95 % predictive interval, fractions, in
-the fit's metric), ``p_best`` (share of parameter/assumption draws in which the row is best; the draws
-include every stated assumption), ``recommended`` (exactly one row), ``tied_with_best`` (True when the
-uncertainty cannot separate the row from the recommended one: it beats it in at least
-:data:`TIE_SHARE` of the paired draws, or their predictions differ by less than :data:`TIE_POINTS`),
+the fit's metric), ``p_best`` (share of draws in which the row is best; each draw holds the parameters,
+every stated assumption and a model-discrepancy draw — a part shared by all rows and a part per
+configuration, :meth:`~planner.scaling.predict.ScalingModel.discrepancy_draws` — so rows closer than the
+discrepancy that widens the intervals are not ranked with confidence), ``recommended`` (exactly one row),
+``tied_with_best`` (True when the uncertainty cannot separate the row from the recommended one: it beats it
+in at least :data:`TIE_SHARE` of the same paired draws, or their predictions differ by less than
+:data:`TIE_POINTS`),
 ``extrapolation`` and ``finding_terms`` (the stated assumptions the row rests on). The :class:`Ranking`
-carries ``assumptions`` (every stated assumption behind the ranked rows, with value, range and citation),
+carries ``assumptions`` (every stated assumption behind the ranked rows, with value, range and citation,
+``discrepancy_shared`` among them when the fit has a discrepancy),
 ``tied`` (how many rows are tied with the best), ``metric`` and the fit's warnings and sources.
 
 Example:
@@ -81,14 +85,16 @@ def rank_plan(rows: Sequence, fit: str | os.PathLike | None = None, data_pool: s
         return Ranking(rows=[], fit_name=model.name, warnings=[], extrapolation=False, sources=list(model.sources))
     x = model.features(dicts)
     p = model.predict(x)
-    # p_best: share of draws in which the row has the highest accuracy (ties split evenly)
-    best = p.draws.max(axis=1, keepdims=True)
-    is_best = p.draws >= best - 1e-12
+    # p_best: share of draws in which the row has the highest accuracy (ties split evenly); the draws hold
+    # parameters, assumptions and the shared + per-configuration model discrepancy
+    draws = p.draws if p.ranked is None else p.ranked
+    best = draws.max(axis=1, keepdims=True)
+    is_best = draws >= best - 1e-12
     p_best = (is_best / is_best.sum(axis=1, keepdims=True)).mean(axis=0)
     hours = np.asarray([float(d.get("gpu_hours") or 0.0) for d in dicts])
     order = np.lexsort((hours, -np.round(p.top1, 12)))
     top = order[0]
-    beats = (p.draws >= p.draws[:, top : top + 1] - 1e-12).mean(axis=0)  # paired: same draw, every row
+    beats = (draws >= draws[:, top : top + 1] - 1e-12).mean(axis=0)  # paired: same draw, every row
     tied = (beats >= TIE_SHARE) | (np.abs(p.top1 - p.top1[top]) < TIE_POINTS)
     out = []
     used_terms: set[str] = set()
@@ -115,13 +121,15 @@ def rank_plan(rows: Sequence, fit: str | os.PathLike | None = None, data_pool: s
     if n_tied:
         warnings.append(f"{n_tied} other row{'s' if n_tied > 1 else ''} cannot be told apart from the recommended "
                         "one within the uncertainty (tied_with_best): treat them as equally good")
+    disc = ([terms.discrepancy_assumption(model.discrepancy_shared_range)]
+            if p.ranked is not None and p.ranked is not p.draws else [])
     fixed_in_top = list(out[0]["finding_terms"])
     if fixed_in_top:
         warnings.append("the recommendation rests on stated assumptions (drawn from their ranges in every draw): "
                         + ", ".join(fixed_in_top))
     return Ranking(rows=out, fit_name=model.name, warnings=warnings, extrapolation=extra,
                    sources=list(model.sources) + term_citations(sorted(used_terms)),
-                   assumptions=model.assumptions(sorted(used_terms)), tied=n_tied,
+                   assumptions=model.assumptions(sorted(used_terms)) + disc, tied=n_tied,
                    metric=str(model.info.get("metric", "zeroshot_top1")), eval_dataset=model.info.get("eval_dataset"))
 
 

@@ -81,6 +81,10 @@ Terms (name — what it says — parameters):
   and an exponent change ``pool_slope:<name>`` per pool other than the reference pool, fitted where the
   pool's rows allow, else drawn (:data:`POOL_OFFSET`, :data:`POOL_SLOPE`); ``pool:*``/``pool_slope:*`` stand
   for any pool the fit has no rows of (made by :mod:`planner.scaling.forms`, not in :data:`TERMS`).
+
+Besides the law's terms, one stated assumption shapes rankings only: ``discrepancy_shared``
+(:data:`DISCREPANCY_SHARED`), the share of the model discrepancy common to all rows ranked together; the rest
+is per configuration, so ``p_best`` and ties include the discrepancy that widens the intervals.
 """
 
 from __future__ import annotations
@@ -367,6 +371,36 @@ POOL_OFFSET = Param("pool:*", 0.0, -6.0, 6.0, (-3.0, 1.0), fittable=False)
 #: gains more from scale).
 POOL_SLOPE = Param("pool_slope:*", 0.0, -0.8, 2.0, (-0.2, 0.8), fittable=False)
 POOL_CITATION = "pool offsets fitted in the built-in prior (Cherti et al. 2023; Radford et al. 2021; DataComp; SLIP)"
+
+#: Share of the model discrepancy's variance common to every configuration ranked together
+#: (``discrepancy_shared``, ``rho``): a stated assumption, drawn uniformly from its range in every draw of a
+#: ranking (:meth:`planner.scaling.predict.ScalingModel.discrepancy_draws`). The discrepancy of a row is
+#: ``sigma (sqrt(rho) z + sqrt(1 - rho) w_c)``: ``z`` one normal per draw shared by every row (it moves all
+#: rows alike and cannot change the ranking), ``w_c`` one per configuration (model × strategy × mask ×
+#: quality × pool; rows of one configuration share it, so its own scaling curve stays smooth), so the
+#: marginal is the fitted ``N(0, sigma^2)`` whatever ``rho`` and the intervals are unchanged. The split is not
+#: estimated: the leave-one-source-out residuals that fit ``sigma`` come almost all from one source (29 of 32
+#: calibrating points are Cherti et al.'s grid, :func:`planner.scaling.fit.discrepancy_sigma`), too few
+#: sources to separate a source-wide offset from a per-configuration error. Range: a held-out source's error
+#: carries what all its runs share (pool, recipe, evaluation; Cherti et al.'s grid held out is off by 5.8
+#: points on average), so at least a quarter is taken as shared; but the terms that separate a plan's rows
+#: (FLIP, SLIP, the quality ladder, ConvNeXt/ResNet) are each fitted on one paper's rows or stated, so their
+#: errors are the configuration's own and at least a quarter is per-configuration. Point 0.5, the middle.
+DISCREPANCY_SHARED = Param("discrepancy_shared", 0.5, 0.0, 1.0, (0.25, 0.75), fittable=False)
+DISCREPANCY_STATEMENT = ("share of the model discrepancy common to every ranked row (moves all rows alike); the "
+                         "rest is drawn independently per configuration (model x strategy x quality x pool), so "
+                         "rows closer than the discrepancy are not ranked with confidence")
+DISCREPANCY_CITATION = ("stated: the prior's leave-one-source-out residuals (planner.scaling.fit.discrepancy_sigma) "
+                        "come from too few sources to split source-wide and per-configuration error; Kennedy & "
+                        "O'Hagan 2001 (model discrepancy as a correlated error term)")
+
+
+def discrepancy_assumption(shared_range: tuple[float, float] | None = None) -> dict:
+    """The ``discrepancy_shared`` assumption as an :func:`assumption_table` row (term ``discrepancy``)."""
+    p = DISCREPANCY_SHARED
+    rng = list(shared_range or p.assumed)
+    return {"name": p.name, "term": "discrepancy", "value": float(sum(rng) / 2), "default": p.default,
+            "range": rng, "fitted": False, "statement": DISCREPANCY_STATEMENT, "citation": DISCREPANCY_CITATION}
 
 #: Every term parameter by name (the ``quality_clean:<pool>``/``quality_noise:<pool>`` parameters copy
 #: ``quality_clean``'s/``quality_noise``'s).
