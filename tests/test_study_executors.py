@@ -8,6 +8,7 @@ failed under CI, as the sweep conformance suite does).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import optuna
@@ -86,3 +87,20 @@ def test_study_killed_mid_rung_resumes_without_resubmitting(tmp_path, backend, j
     submitted = [rid for m in (tmp_path / "s" / "batches").glob("*/manifest.json")
                  for rid in load_manifest(m.parent)["runs"]]
     assert len(submitted) == len(set(submitted)) == j["runs"]  # every run submitted once, none lost
+
+
+def test_relative_data_paths_give_the_run_ids_the_sweep_runs(tmp_path, monkeypatch):
+    """As the README calls it (``--data data/fmnist/shards``): relative paths, resolved against the caller's folder.
+
+    The batch grids live in ``SWEEP/batches/`` and resolve relative paths against that folder; a study that
+    hashed the unresolved paths recorded run ids the sweep never ran and waited for them for ever.
+    """
+    shards, evalset = build_demo_data(n_train=2000, n_eval=500)
+    monkeypatch.chdir(tmp_path)
+    spec = StudySpec(TARGET, options=OPTIONS, n_rungs=2, eta=2, study_budget_gflops=TARGET * 2.5)
+    res = run_study(spec, sweep_dir=tmp_path / "s", executor="debug", train_data=os.path.relpath(shards),
+                    eval_data=os.path.relpath(evalset), executor_options={"resources": RESOURCES, "device": "cpu"},
+                    poll_s=0.1)
+    trials = optuna.load_study(study_name="s", storage=res.storage).get_trials()
+    runs = [a for t in trials for k, a in t.user_attrs.items() if k.startswith("run_")]
+    assert runs and all(a["status"] == "done" and a["run_id"] in a["result_path"] for a in runs)

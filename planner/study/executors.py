@@ -98,7 +98,11 @@ class SweepRuns:
         self.name = executor
         self.prep = prep
         self.root = Path(sweep_dir) / "batches"
-        self.train_data, self.eval_data = str(train_data), str(eval_data)
+        # why: a run id hashes the data paths, and the grid file resolves relative ones against its own folder;
+        # resolved here (against the caller's folder), the ids the study records are the ids the sweep runs.
+        from runners.gridfile.paths import resolve_path
+
+        self.train_data, self.eval_data = (str(resolve_path(str(p), os.getcwd())) for p in (train_data, eval_data))
         self.options = dict(executor_options or {})
         self._configs: dict[str, Any] = {}
 
@@ -143,7 +147,11 @@ class SweepRuns:
             store = ResultStore(Path(folder) / "results")
             for r in reqs:
                 s = st.get(r.attr["run_id"])
-                if s is None or s.state in ("pending", "running", "requeued"):
+                if s is None:  # the batch's grid holds other run ids: waiting would never end
+                    out[r.attr["run_id"]] = RunOutcome(None, None, f"run {r.attr['run_id']} is not in the sweep "
+                                                                   f"{folder}; its grid's configs hash otherwise")
+                    continue
+                if s.state in ("pending", "running", "requeued"):
                     continue
                 if s.state == "completed":
                     rows = [x for x in store.rows_for(r.attr["run_id"]) if x.get("status") == "completed"]
