@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -242,7 +243,7 @@ def run_configs_for(
     Each row (a :class:`PlanRow` or a dict with its keys, e.g. a ranked row) keeps its model, strategy,
     FLIP mask, quality fraction, pool and sample counts; hyper-parameters come from the recipe
     :func:`runners.recipe.default_hyperparameters` (batch size, learning rate, warm-up for the samples
-    seen). ``image_size``/``context_length`` are written only when given (None: the model's own, so the
+    seen). Relative data paths are made absolute against the current folder. ``image_size``/``context_length`` are written only when given (None: the model's own, so the
     run id does not change with a default). The configs are validated whole (:class:`ConfigError` names
     the row); write them with :func:`runners.gridfile.write_grid`.
 
@@ -254,8 +255,12 @@ def run_configs_for(
         ('tiny-vit-28', 'flip', 0.5, True)
     """
     from runners.config import RunConfig
+    from runners.gridfile.paths import resolve_path
     from runners.recipe import default_hyperparameters
 
+    # why: a run id hashes the data paths and a grid file resolves relative ones against its own folder, so
+    # relative paths are made absolute here, against the caller's folder: one run id wherever the grid lives.
+    train_data, eval_data = (resolve_path(str(p), os.getcwd()) for p in (train_data, eval_data))
     configs = []
     for row in rows:
         r = row.to_dict() if isinstance(row, PlanRow) else dict(row)

@@ -98,11 +98,7 @@ class SweepRuns:
         self.name = executor
         self.prep = prep
         self.root = Path(sweep_dir) / "batches"
-        # why: a run id hashes the data paths, and the grid file resolves relative ones against its own folder;
-        # resolved here (against the caller's folder), the ids the study records are the ids the sweep runs.
-        from runners.gridfile.paths import resolve_path
-
-        self.train_data, self.eval_data = (str(resolve_path(str(p), os.getcwd())) for p in (train_data, eval_data))
+        self.train_data, self.eval_data = str(train_data), str(eval_data)
         self.options = dict(executor_options or {})
         self._configs: dict[str, Any] = {}
 
