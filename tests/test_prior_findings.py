@@ -169,6 +169,17 @@ def test_finding6_flip_mask_075_below_05_at_equal_batch():
     assert top1(*args, strategy="flip", flip_mask_ratio=0.75) < top1(*args, strategy="flip", flip_mask_ratio=0.5)
 
 
+def test_assumption_flip_small_masked_samples_count_less_only_below_published_flip_runs():
+    """FLIP's published runs all see >= 2.6e9 samples; below them a masked sample is worth between a whole
+    sample and its visible patches (``flip_small`` in [0, 1], drawn). The assumption moves FLIP at 1e7
+    samples seen and leaves it alone where FLIP's rows are (1e10)."""
+    rows = [{"model": "ViT-B-16", "samples_seen": s, "unique_samples": s, "strategy": "flip",
+             "flip_mask_ratio": 0.5, "data_pool": "laion"} for s in (1e7, 1e10)]
+    whole, visible = at("flip_small", 0.0, rows), at("flip_small", 1.0, rows)
+    assert visible[0] < whole[0] - 0.005, (whole, visible)
+    assert abs(visible[1] - whole[1]) < 0.003, (whole, visible)
+
+
 # ------------------------------------------------------------------ finding 7: augmentation (assumption)
 
 
