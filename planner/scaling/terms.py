@@ -34,12 +34,11 @@ Terms (name — what it says — parameters):
   (DataComp's basic, text-based, image-based and LAION-2B filters; rows with ``quality_filter`` other than
   ``score``) selects clean pairs less sharply: keeping a fraction ``q`` it is worth a score cut keeping
   ``q^filter_k`` (``filter_k`` = 1: as selective as the score; 0: a random subsample, worth the whole pool
-  per sample). A stated assumption, ``filter_k`` ∈ [0.5, 1] (point 0.75, the middle): such filters are
-  built to keep good pairs (DataComp Table 3: each beats no filtering at every scale, so k > 0) but rank by
-  no image-text score (so k ≤ 1); the lower end, half the score's selectivity in log terms, is a judgement.
-  DataComp's rows of these filters are held out of the prior (reported by :mod:`planner.prior.validate`);
-  the range was set with them in view, so they check its consistency, not its evidence. Plans use score
-  cuts only, so no plan row rests on it.
+  per sample). Fitted where three or more such rows are in the data, as DataComp's 13 filter rows at its four
+  scales are in the built-in prior (with its CLIP-score rows they anchor the smallest budgets). Otherwise a stated assumption, ``filter_k`` ∈ [0.5, 1]
+  (point 0.75): such filters are built to keep good pairs (DataComp Table 3: each beats no filtering at
+  every scale, so k > 0) but rank by no image-text score (so k ≤ 1). Plans use score cuts only, so no plan
+  row rests on it.
 * ``gamma`` — larger models need more samples (seed finding 3: ViT-L/16 worst below 1e8 samples seen, best
   by 3.4e9): the data term scales as ``N^g(S)``, i.e. ``log D`` gains ``-(gamma log N + gamma_small
   exp(-S / gamma_fade) max(log N, 0)) / beta``. ``gamma`` is fitted wherever the rows hold three or
@@ -281,8 +280,8 @@ def _ident_batch(x, name):
     return len(np.unique(x.batch[x.batch > 0])) >= 3
 
 
-def _never(x, name):
-    return False
+def _ident_filter(x, name):
+    return int((_other_filter(x) > 0).sum()) >= 3
 
 
 def _ident_conv(x, name):
@@ -309,12 +308,12 @@ TERMS: tuple[Term, ...] = (
          "the top-q subset by a quality score: clean pairs worth 1 sample, noisy ones v; clean fraction c",
          lambda x: x.quality < 1.0, _quality, _ident_quality),
     Term("filter", "data",
-         (Param("filter_k", 0.75, 0.0, 1.0, (0.5, 1.0), fittable=False),),
+         (Param("filter_k", 0.75, 0.0, 1.0, (0.5, 1.0)),),
          "Gadre et al. 2023 (DataComp) Table 3: basic, text-, image-based and LAION-2B filters rank no pool by "
          "the image-text score the quality term is fitted to",
          "a filter that is not a top-q cut of the quality score (basic, text, image, LAION) keeping a fraction q "
          "is worth a score cut keeping q^k: k = 1 as selective as the score, k = 0 a random subsample",
-         lambda x: _other_filter(x) > 0, _filter, _never),
+         lambda x: _other_filter(x) > 0, _filter, _ident_filter),
     Term("gamma", "data",
          (Param("gamma", 0.05, -0.5, 2.0, (-0.05, 0.15)),
           Param("gamma_small", 0.3, 0.0, 1.0, (0.2, 0.4), fittable=False),
