@@ -205,3 +205,17 @@ def render_table(
     con.print(table)
     for line in footer_lines:
         con.print(Text(line))
+
+
+def assumption_lines(assumptions: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Stated assumptions as text, one term at a time: its parameters with values and drawn ranges on one line,
+    then (indented) what the term says and where it comes from, once."""
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for a in assumptions:
+        groups.setdefault((a.get("term"), a["statement"], a["citation"]), []).append(a)
+    lines = []
+    for (_term, statement, citation), items in groups.items():
+        lines.append("  " + "; ".join(f"{a['name']} = {a['value']:.4g} in [{a['range'][0]:.4g}, {a['range'][1]:.4g}]"
+                                      for a in items))
+        lines.append(f"      {statement} ({citation})")
+    return lines

@@ -332,8 +332,7 @@ def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warning
     if assumptions:
         footer.append("stated assumptions behind these predictions (each drawn from its range in every bootstrap "
                       "draw; values are the point estimate's):")
-        footer += [f"  {a['name']} = {a['value']:.4g} in [{a['range'][0]:.4g}, {a['range'][1]:.4g}]: "
-                   f"{a['statement']} ({a['citation']})" for a in assumptions]
+        footer += fmt.assumption_lines(assumptions)
     if any(r.get("extrapolation") for r in shown):
         footer.append("~ prediction outside the fitted data's range (extrapolation)")
     footer += _optimum_line(optimum, rows)

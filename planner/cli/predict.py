@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     out = fmt.console()
     epochs = res["samples_seen"] / res["unique_samples"]
     out.print(f"[bold]{res['model']}[/bold] {res['strategy']}, {fmt.human_count(res['samples_seen'])} samples seen, "
-              f"{fmt.human_count(res['unique_samples'])} unique ({epochs:.3g} epochs), quality {res['quality_fraction']:g}, "
+              f"{fmt.human_count(res['unique_samples'])} unique ({epochs:.3g} epoch{'' if epochs == 1 else 's'}), quality {res['quality_fraction']:g}, "
               f"{fmt.sci(res['total_gflops'])} GFLOPs (paper convention)")
     out.print(f"predicted zero-shot top-1: [bold]{fmt.pct(res['predicted_top1'])}[/bold] "
               f"(95% interval {fmt.pct(res['ci_low'])} – {fmt.pct(res['ci_high'])})")
@@ -84,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         fmt.warn(w)
     if res["assumptions"]:
         out.print("stated assumptions behind this answer (each drawn from its range in every bootstrap draw):")
-        for a in res["assumptions"]:
-            out.print(f"  {a['name']} = {a['value']:.4g} (range {a['range'][0]:.4g} – {a['range'][1]:.4g}): "
-                      f"{a['statement']} [{a['citation']}]", soft_wrap=True)
+        for line in fmt.assumption_lines(res["assumptions"]):
+            out.print(line, soft_wrap=True, markup=False, highlight=False)
     out.print("sources: " + "; ".join(res["sources"]), soft_wrap=True)
     return 0
