@@ -74,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = fmt.console()
     epochs = res["samples_seen"] / res["unique_samples"]
+    plural = "" if epochs == 1 else "s"
     out.print(f"[bold]{res['model']}[/bold] {res['strategy']}, {fmt.human_count(res['samples_seen'])} samples seen, "
-              f"{fmt.human_count(res['unique_samples'])} unique ({epochs:.3g} epoch{'' if epochs == 1 else 's'}), quality {res['quality_fraction']:g}, "
-              f"{fmt.sci(res['total_gflops'])} GFLOPs (paper convention)")
+              f"{fmt.human_count(res['unique_samples'])} unique ({epochs:.3g} epoch{plural}), "
+              f"quality {res['quality_fraction']:g}, {fmt.sci(res['total_gflops'])} GFLOPs (paper convention)")
     out.print(f"predicted zero-shot top-1: [bold]{fmt.pct(res['predicted_top1'])}[/bold] "
               f"(95% interval {fmt.pct(res['ci_low'])} – {fmt.pct(res['ci_high'])})")
     out.print(f"fit: {res['fit']}, {res['form']} form, metric {res['metric']}, data pool {res['data_pool'] or '-'}")

@@ -35,10 +35,10 @@ Terms (name — what it says — parameters):
   ``score``) selects clean pairs less sharply: keeping a fraction ``q`` it is worth a score cut keeping
   ``q^filter_k`` (``filter_k`` = 1: as selective as the score; 0: a random subsample, worth the whole pool
   per sample). Fitted where three or more such rows are in the data, as DataComp's 13 filter rows at its four
-  scales are in the built-in prior (with its CLIP-score rows they anchor the smallest budgets). Otherwise a stated assumption, ``filter_k`` ∈ [0.5, 1]
-  (point 0.75): such filters are built to keep good pairs (DataComp Table 3: each beats no filtering at
-  every scale, so k > 0) but rank by no image-text score (so k ≤ 1). Plans use score cuts only, so no plan
-  row rests on it.
+  scales are in the built-in prior (with its CLIP-score rows they anchor the smallest budgets). Otherwise a
+  stated assumption, ``filter_k`` ∈ [0.5, 1] (point 0.75): such filters are built to keep good pairs
+  (DataComp Table 3: each beats no filtering at every scale, so k > 0) but rank by no image-text score (so
+  k ≤ 1). Plans use score cuts only, so no plan row rests on it.
 * ``gamma`` — larger models need more samples (seed finding 3: ViT-L/16 worst below 1e8 samples seen, best
   by 3.4e9): the data term scales as ``N^g(S)``, i.e. ``log D`` gains ``-(gamma log N + gamma_small
   exp(-S / gamma_fade) max(log N, 0)) / beta``. ``gamma`` is fitted wherever the rows hold three or
