@@ -276,11 +276,8 @@ def _print_table(plan: Any, rows: list[dict], ranking: Any, budget: Any, warning
         ("Columns: GFLOPs/sample and total GFLOPs are forward, paper convention (image + text tower, FLOPs = 2 x "
         f"MACs); GPU-h = 3 x forward FLOPs on {budget.gpu} at {budget.mfu:.0%} MFU"),
     ]
-    # the fit's data sources here; the citations of the finding-based terms ("term (params): citation")
-    # come with the stated assumptions under the table
-    data = [s for s in ranking.sources if "): " not in s]
-    src = f"; sources: {', '.join(data)}" if data else ""
-    if len(data) < len(ranking.sources):
+    src = f"; sources: {', '.join(ranking.sources)}" if ranking.sources else ""
+    if getattr(ranking, "citations", None):
         src += " (terms from published findings: cited with the stated assumptions below)"
     header.append(f"Fit: {ranking.fit_name}{src}")
     if getattr(ranking, "eval_dataset", None):

@@ -97,7 +97,7 @@ def rank(rows: Sequence, law: Law) -> dict:
         for row in out:
             api_tied = row.get("tied_with_best", row.get("tied"))
             row["tied"] = bool(api_tied) if api_tied is not None else abs(row["predicted_top1"] - best) * 100 <= TIE_POINTS
-    return {"rows": out, "warnings": list(getattr(r, "warnings", [])), "sources": list(getattr(r, "sources", [])),
+    return {"rows": out, "warnings": list(getattr(r, "warnings", [])), "sources": list(getattr(r, "sources", [])) + list(getattr(r, "citations", [])),
             "fit_name": getattr(r, "fit_name", law.name), "extrapolation": bool(getattr(r, "extrapolation", False))}
 
 

@@ -47,14 +47,16 @@ TIE_POINTS = 0.002
 
 @dataclass(frozen=True)
 class Ranking:
-    """Rows best first (see the module docstring for their keys); plus the fit's name, warnings, sources,
-    the stated assumptions behind the rows, the number of rows tied with the best and the metric."""
+    """Rows best first (see the module docstring for their keys); plus the fit's name, warnings, its data
+    sources, the citations of the finding-based terms the rows use, the stated assumptions behind the rows, the
+    number of rows tied with the best and the metric."""
 
     rows: list[dict]
     fit_name: str
     warnings: list[str] = field(default_factory=list)
     extrapolation: bool = False
     sources: list[str] = field(default_factory=list)
+    citations: list[str] = field(default_factory=list)  # "term (params): citation"
     assumptions: list[dict] = field(default_factory=list)
     tied: int = 0
     metric: str = "zeroshot_top1"
@@ -128,7 +130,7 @@ def rank_plan(rows: Sequence, fit: str | os.PathLike | None = None, data_pool: s
         warnings.append("the recommendation rests on stated assumptions (drawn from their ranges in every draw): "
                         + ", ".join(fixed_in_top))
     return Ranking(rows=out, fit_name=model.name, warnings=warnings, extrapolation=extra,
-                   sources=list(model.sources) + term_citations(sorted(used_terms)),
+                   sources=list(model.sources), citations=term_citations(sorted(used_terms)),
                    assumptions=model.assumptions(sorted(used_terms)) + disc, tied=n_tied,
                    metric=str(model.info.get("metric", "zeroshot_top1")), eval_dataset=model.info.get("eval_dataset"))
 
