@@ -109,7 +109,9 @@ print("quality:", findings["quality"])
 # %% [markdown]
 # ## 2. Repetition: epochs help over 400M unique pairs, not over 25M
 #
-# ViT-B/32 (whole-pool quality) at 1–32 epochs over 25M and 400M unique pairs.
+# ViT-B/32 (whole-pool quality) at 1–32 epochs over 25M and 400M unique pairs. How much the late epochs
+# over 25M still add rests on the stated repetition tail (`rep_tail`): nothing at its exponential end, about
+# a point at its middle; the bands carry the whole range.
 
 # %%
 epochs = np.array([1, 2, 4, 8, 16, 32], dtype=float)

@@ -96,9 +96,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     out.add_argument("--fit", metavar="FIT.json",
                      help="rank with this scaling-law fit (from clipbudget fit; default: the built-in prior)")
     out.add_argument("--data-pool", metavar="NAME", default=None,
-                     help="the pool the quality fractions are taken from: laion, wit, commonpool, yfcc15m, cc12m, "
-                          "cc3m, webli or custom (default: the fit's default pool; the built-in prior's is "
-                          "commonpool, a raw web pool ranked by image-text score, whose quality ladders are "
+                     help="the pool the quality fractions are taken from: laion (400M), laion2b, wit, commonpool, "
+                          "yfcc15m, cc12m, cc3m, webli or custom (default: the fit's default pool; the built-in "
+                          "prior's is commonpool, a raw web pool ranked by image-text score, whose quality ladders are "
                           "published at every scale; a pool without fitted rows is drawn as an assumption)")
     out.add_argument("--format", choices=fmt.FORMATS, default="table",
                      help="table (default), json (a list of objects) or csv; json/csv carry every row")

@@ -47,8 +47,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=fmt.positive_int, default=None, metavar="PX")
     p.add_argument("--context-length", type=fmt.positive_int, default=None, metavar="TOKENS")
     p.add_argument("--data-pool", metavar="NAME", default=None,
-                   help="the data pool the run trains on: laion, wit, commonpool, yfcc15m, cc12m, cc3m, webli or "
-                        "custom (default: the fit's default pool; the built-in prior's is commonpool, a raw web "
+                   help="the data pool the run trains on: laion (400M), laion2b, wit, commonpool, yfcc15m, cc12m, "
+                        "cc3m, webli or custom (default: the fit's default pool; the built-in prior's is commonpool, a raw web "
                         "pool ranked by image-text score, where quality ladders are published at every scale)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(handler=run)
