@@ -53,13 +53,21 @@ def test_prior_reproduces_cherti_grid_within_a_few_points():
 
 def test_prior_validation_covers_on_every_split_and_on_held_out_published_runs():
     """The validation stored with the prior (``python -m planner.prior.validate``, rerun by the build): the
-    saturating law's 95 % intervals cover >= 85 % on every held-out split; the published runs kept out of the
+    saturating law's 95 % intervals cover >= 85 % on every held-out split, Cherti et al.'s 34B runs are
+    predicted within a point on average, intervals for held-out sources are calibrated (neither much wider
+    nor much narrower than their errors need); the published runs kept out of the
     fit (other architectures — ResNets, ConvNeXts, ViT-B/16+, ViT-bigG —, pools and scales, from open_clip's
     results table) are predicted within 3 points on average with >= 75 % inside their intervals."""
     m = load_model(None)
     val = {(v["split"], v["form"]): v for v in m.info["validation"]}
     for split in ("fit-low/predict-high", "leave-one-source-out", "cherti-34B"):
         assert val[(split, "saturating")]["coverage_95"] >= 0.85, val[(split, "saturating")]
+    # Cherti et al.'s 34B-sample runs from their <= 13B ones: within a point on average, >= 8 of 9 covered
+    big = val[("cherti-34B", "saturating")]
+    assert big["mae_points"] <= 1.0 and big["covered"] >= 8, big
+    # the discrepancy is calibrated for a new source (every plan/predict answer is one): held-out sources
+    # need intervals neither much wider nor much narrower than they get
+    assert 0.7 <= val[("leave-one-source-out", "saturating")]["needed_scale_95"] <= 1.4, val
     held = val[("held-out published", "prior")]
     assert held["n_test"] >= 10 and held["mae_points"] <= 3.0 and held["coverage_95"] >= 0.75, held
     held_rows = [r for r in published_rows() if r["used_in_prior"] != "1"]
