@@ -73,3 +73,20 @@ def test_prior_validation_covers_on_every_split_and_on_held_out_published_runs()
     held_rows = [r for r in published_rows() if r["used_in_prior"] != "1"]
     assert {r["run_id"] for r in held_rows} == set(m.info["excluded_published_rows"])
     assert {r["model"] for r in held_rows} >= {"RN50", "convnext_base", "ViT-bigG-14"}
+
+
+def test_prior_intervals_for_a_run_of_a_fitted_source_are_narrower_than_for_a_new_source():
+    """A run of one of the prior's own sources (its ``source`` names it) extrapolated to more compute takes
+    the known-source discrepancy (calibrated on each source's top-compute quarter predicted from the rest);
+    a run of a new source — every ``plan``/``predict`` answer: a row without a ``source`` is the user's —
+    takes the leave-one-source-out one. Same point prediction, narrower interval."""
+    m = load_model(None)
+    d = m.info["discrepancy"]
+    assert d["known_source"]["sigma_log_error"] < d["sigma_log_error"], d
+    row = {"model": "ViT-L-14", "samples_seen": 3.4e10, "unique_samples": 4e8, "data_pool": "laion"}
+    known = m.predict([{**row, "source": "published:cherti2023"}])
+    new = m.predict([row])
+    other = m.predict([{**row, "source": "published:someone-else"}])
+    assert known.top1[0] == new.top1[0] == other.top1[0]
+    width = {k: float(p.ci_high[0] - p.ci_low[0]) for k, p in (("known", known), ("new", new), ("other", other))}
+    assert width["known"] < 0.7 * width["new"] and width["other"] == width["new"], width

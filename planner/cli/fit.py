@@ -225,6 +225,10 @@ def _print(fit, d: dict, out_path: Path) -> None:
     if disc.get("sigma_log_error"):
         out.print(f"model discrepancy: sigma {disc['sigma_log_error']:.3g} on the form's log scale "
                   f"({disc.get('method')}, {disc.get('n')} held-out points), added to every interval")
+        known = disc.get("known_source")
+        if known:
+            out.print(f"  for a run of a source in the fit: sigma {known['sigma_log_error']:.3g} "
+                      f"({known.get('method')}, {known.get('n')} held-out points)")
     s = fit.sensitivity
     if s.get("dropped_rows"):
         out.print(f"outlier sensitivity: refitting without each of the {len(s['dropped_rows'])} largest-residual "

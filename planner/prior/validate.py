@@ -19,8 +19,11 @@ Splits (all on the rows of ``published.csv`` the prior fits):
 
 The saturating law's intervals include the bootstrap, the stated assumptions and the model discrepancy
 (:func:`planner.scaling.fit.discrepancy_sigma`: fitted per split, on that split's training rows only, by
-maximum a posteriori of their leave-one-source-out residuals under a stated prior); Cherti et al.'s have the
-bootstrap only, as published.
+maximum a posteriori of their leave-one-source-out residuals under a stated prior; a test run of a source
+that is among the training rows — fit-low/predict-high, Cherti 34B — takes the known-source calibration,
+one of a new source — leave one source out, the held-out published runs, every ``plan`` answer — the
+leave-one-source-out one); Cherti et al.'s have the bootstrap only, as published. ``scale`` is the factor
+the intervals' half-widths would need to cover 95 % of the split (below 1: wider than needed).
 Goal: coverage ≥ 0.85 on every split; Cherti 34B MAE ≤ 1.0 point.
 """
 

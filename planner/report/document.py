@@ -277,9 +277,12 @@ def budget_document(d: BudgetData, *, top: int = 10) -> Document:
 def _discrepancy_note(disc: dict | None) -> list:
     if not disc or not disc.get("sigma_log_error"):
         return []
+    known = disc.get("known_source")
+    own = (f" A run of a source the fit has rows of takes sigma = {float(known['sigma_log_error']):.3g} "
+           f"({known.get('method')}, n = {known.get('n')}).") if known else ""
     return [Para(f"The 95 % intervals include a model-discrepancy term: sigma = {float(disc['sigma_log_error']):.3g} on "
                  f"the log-error scale ({disc.get('method', 'calibrated on held-out results')}"
-                 f"{', n = ' + str(disc['n']) if disc.get('n') else ''}).", "note")]
+                 f"{', n = ' + str(disc['n']) if disc.get('n') else ''}).{own}", "note")]
 
 
 def _assumption_blocks(assumptions: Sequence[dict], validation: Sequence[dict], used: Sequence[str]) -> list:

@@ -52,6 +52,7 @@ class Features:
     pool_key: np.ndarray  # "pool:<name>" (str)
     y: np.ndarray | None  # metric (fraction) or None
     other_filter: np.ndarray | None = None  # 1.0 where the quality subset is not a top-q cut of a score
+    source: np.ndarray | None = None  # str: the row's ``source`` (``own`` where it names none)
 
     def __len__(self) -> int:
         return len(self.seen)
@@ -161,6 +162,7 @@ def build_features(rows: Iterable[Mapping], *, metric: str | None = None, refere
         cols["batch"].append(_number(row, "batch_size", where, 0.0))
         kind = row.get("quality_filter")
         cols["other_filter"].append(0.0 if _missing(kind) or str(kind) in SCORE_FILTERS or q >= 1.0 else 1.0)
+        cols["source"].append("own" if _missing(row.get("source")) else str(row.get("source")))
         if metric is not None:
             yv = _number(row, metric, where)
             if not 0 < yv < 1:
@@ -172,6 +174,7 @@ def build_features(rows: Iterable[Mapping], *, metric: str | None = None, refere
     arrays["model"] = np.asarray(cols["model"], dtype=str)
     arrays["strategy"] = np.asarray(cols["strategy"], dtype=str)
     arrays["pool_key"] = np.asarray(cols["pool_key"], dtype=str)
+    arrays["source"] = np.asarray(cols["source"], dtype=str)
     return Features(**arrays, y=np.asarray(ys, dtype=float) if metric is not None else None)
 
 

@@ -187,13 +187,23 @@ class ScalingModel:
     def discrepancy(self, x: Features) -> np.ndarray:
         """Per row: the discrepancy sigma, ``sqrt(s0^2 + (sc dc)^2 + (su du)^2)`` with ``dc``/``du`` the decades of
         total compute / unique samples outside the fitted data of the row's pool
-        (:func:`planner.scaling.fit.discrepancy_sigma`; older fits: one ``sigma_per_decade`` for both)."""
+        (:func:`planner.scaling.fit.discrepancy_sigma`; older fits: one ``sigma_per_decade`` for both). A row
+        of one of the fit's own sources (its ``source``; a row without one is ``own``, the user's) takes the
+        fit's ``known_source`` calibration where it has one, so every answer of ``plan``/``predict`` from the
+        built-in prior (a user's run, in none of its published sources) gets the new-source one."""
         d = self.info.get("discrepancy") or {}
-        s0, s1 = float(d.get("sigma_log_error", 0.0)), float(d.get("sigma_per_decade", 0.0))
-        sc = float(d.get("sigma_per_decade_compute", s1))
-        su = float(d.get("sigma_per_decade_unique", s1))
-        if not (sc or su) or not d.get("ranges"):
-            return np.full(len(x), s0)
+        s1 = float(d.get("sigma_per_decade", 0.0))
+        s0 = np.full(len(x), float(d.get("sigma_log_error", 0.0)))
+        sc = np.full(len(x), float(d.get("sigma_per_decade_compute", s1)))
+        su = np.full(len(x), float(d.get("sigma_per_decade_unique", s1)))
+        known = d.get("known_source")
+        if known and x.source is not None:
+            own = np.isin(x.source, list(self.sources))
+            s0 = np.where(own, float(known["sigma_log_error"]), s0)
+            sc = np.where(own, float(known["sigma_per_decade_compute"]), sc)
+            su = np.where(own, float(known["sigma_per_decade_unique"]), su)
+        if not (sc.any() or su.any()) or not d.get("ranges"):
+            return s0
         dc, du = extrapolation_parts(x, d["ranges"])
         return np.sqrt(s0 ** 2 + (sc * dc) ** 2 + (su * du) ** 2)
 
