@@ -141,7 +141,7 @@ def test_discrepancy_is_the_stated_prior_without_calibration_points_and_follows_
     """The discrepancy is a MAP estimate: no held-out residuals leave the stated prior; many residuals far
     beyond the fit's spread (held out at 0 decades) raise the in-data sigma above it, and residuals within
     it lower it; points a decade out of the data calibrate the per-decade terms."""
-    from planner.scaling.fit import DISCREPANCY_PRIOR, _map_discrepancy
+    from planner.scaling.discrepancy import DISCREPANCY_PRIOR, _map_discrepancy
 
     zero = np.zeros(0)
     s = _map_discrepancy(zero, zero, zero, zero)

@@ -18,7 +18,7 @@ Splits (all on the rows of ``published.csv`` the prior fits):
   Goal: MAE ≤ 3 points, ≥ 75 % inside the 95 % intervals.
 
 The saturating law's intervals include the bootstrap, the stated assumptions and the model discrepancy
-(:func:`planner.scaling.fit.discrepancy_sigma`: fitted per split, on that split's training rows only, by
+(:func:`planner.scaling.discrepancy.discrepancy_sigma`: fitted per split, on that split's training rows only, by
 maximum a posteriori of their leave-one-source-out residuals under a stated prior; a test run of a source
 that is among the training rows — fit-low/predict-high, Cherti 34B — takes the known-source calibration,
 one of a new source — leave one source out, the held-out published runs, every ``plan`` answer — the

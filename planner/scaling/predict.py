@@ -8,7 +8,7 @@ range, :mod:`planner.scaling.terms`) and the model discrepancy. ``predict(rows)`
 * ``top1`` — point prediction of zero-shot top-1 (a fraction, in the fit's metric);
 * ``ci_low``/``ci_high`` — 95 % predictive interval: parameter and assumption draws plus the model
   discrepancy (``N(0, sigma^2)`` on the form's log scale; sigma fitted to leave-one-source-out residuals with a stated
-  prior, :func:`planner.scaling.fit.discrepancy_sigma`);
+  prior, :func:`planner.scaling.discrepancy.discrepancy_sigma`);
 * ``draws`` — ``[B, n]`` accuracies per parameter/assumption draw *without* discrepancy noise (rows share a
   draw);
 * ``ranked`` — ``draws`` plus a discrepancy draw split into a part shared by every row and a part per
@@ -187,7 +187,7 @@ class ScalingModel:
     def discrepancy(self, x: Features) -> np.ndarray:
         """Per row: the discrepancy sigma, ``sqrt(s0^2 + (sc dc)^2 + (su du)^2)`` with ``dc``/``du`` the decades of
         total compute / unique samples outside the fitted data of the row's pool
-        (:func:`planner.scaling.fit.discrepancy_sigma`; older fits: one ``sigma_per_decade`` for both). A row
+        (:func:`planner.scaling.discrepancy.discrepancy_sigma`; older fits: one ``sigma_per_decade`` for both). A row
         of one of the fit's own sources (its ``source``; a row without one is ``own``, the user's) takes the
         fit's ``known_source`` calibration where it has one, so every answer of ``plan``/``predict`` from the
         built-in prior (a user's run, in none of its published sources) gets the new-source one."""

@@ -406,7 +406,7 @@ POOL_CITATION = "pool offsets fitted in the built-in prior (Cherti et al. 2023; 
 #: quality × pool; rows of one configuration share it, so its own scaling curve stays smooth), so the
 #: marginal is the fitted ``N(0, sigma^2)`` whatever ``rho`` and the intervals are unchanged. The split is not
 #: estimated: the leave-one-source-out residuals that fit ``sigma`` come almost all from one source (29 of 32
-#: calibrating points are Cherti et al.'s grid, :func:`planner.scaling.fit.discrepancy_sigma`), too few
+#: calibrating points are Cherti et al.'s grid, :func:`planner.scaling.discrepancy.discrepancy_sigma`), too few
 #: sources to separate a source-wide offset from a per-configuration error. Range: a held-out source's error
 #: carries what all its runs share (pool, recipe, evaluation; Cherti et al.'s grid held out is off by 5.8
 #: points on average), so at least a quarter is taken as shared; but the terms that separate a plan's rows
@@ -416,7 +416,7 @@ DISCREPANCY_SHARED = Param("discrepancy_shared", 0.5, 0.0, 1.0, (0.25, 0.75), fi
 DISCREPANCY_STATEMENT = ("share of the model discrepancy common to every ranked row (moves all rows alike); the "
                          "rest is drawn independently per configuration (model x strategy x quality x pool), so "
                          "rows closer than the discrepancy are not ranked with confidence")
-DISCREPANCY_CITATION = ("stated: the prior's leave-one-source-out residuals (planner.scaling.fit.discrepancy_sigma) "
+DISCREPANCY_CITATION = ("stated: the prior's leave-one-source-out residuals (planner.scaling.discrepancy.discrepancy_sigma) "
                         "come from too few sources to split source-wide and per-configuration error; Kennedy & "
                         "O'Hagan 2001 (model discrepancy as a correlated error term)")
 
