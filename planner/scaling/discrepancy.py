@@ -29,8 +29,8 @@ DISCREPANCY_PRIOR_POINTS = 12.0
 #: Prior of the ``known_source`` discrepancy (a run of a source the fit has rows of, extrapolated to more
 #: compute), worth as many points. A stated assumption, rounded up from the built-in prior's own
 #: calibration of it with no prior (0.02–0.035 inside, 0.04–0.10 per decade of compute, 0.07–0.22 per decade
-#: of unique samples, over the full prior and the validation's training sets): about a third of the
-#: new-source discrepancy inside the data, half of it per decade of compute.
+#: of unique samples, over the full prior and the validation's training sets): 0.4× the new-source
+#: discrepancy inside the data, half of it per decade of compute, the same per decade of unique samples.
 KNOWN_SOURCE_PRIOR = (0.04, 0.1, 0.2)
 
 

@@ -5,9 +5,9 @@ Practice follows Epoch AI's Chinchilla replication and Nezhurina et al. 2025: re
 scale (``log(1 - top1)``), Huber loss (δ = 0.05 by default, ≈5 % relative error), L-BFGS-B from a grid of
 starting points keeping the best, bounds that keep exponents physical, bootstrap percentile intervals
 (1,000 resamples by default, :mod:`planner.scaling.bootstrap`), and a model discrepancy fitted to
-leave-one-source-out residuals (:func:`discrepancy_sigma`: in the data, per decade of compute and per decade
-of unique samples outside it, maximum a posteriori under a stated prior) so that 95 % intervals cover
-held-out results.
+held-out residuals (:func:`planner.scaling.discrepancy.discrepancy_sigma`: in the data, per decade of
+compute and per decade of unique samples outside it, maximum a posteriori under a stated prior; for a run of
+a new source and for a run of a fitted source) so that 95 % intervals cover held-out results.
 
 Example:
     >>> rows = [{"model": m, "samples_seen": s, "unique_samples": s, "zeroshot_top1": a}
