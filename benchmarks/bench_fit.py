@@ -49,6 +49,15 @@ def main() -> None:
     no_heldout = time.perf_counter() - t
     print(f"fit {args.rows} rows, {args.bootstrap} bootstraps, form auto -> {fit.form} ({len(fit.free)} free): "
           f"{total:.1f} s total ({total / 20:.2f}x the 20 s goal); chosen form without held-out search: {no_heldout:.1f} s")
+    from planner.prior import published_rows
+
+    pooled = rows + published_rows(prior_only=True)  # what `clipbudget fit` fits for an ImageNet study
+    t = time.perf_counter()
+    fit = fit_rows(pooled, n_boot=args.bootstrap)
+    with_prior = time.perf_counter() - t
+    print(f"with the prior's {len(pooled) - len(rows)} published rows ({len(fit.sources)} sources: the discrepancy "
+          f"holds out each source and each source's top-compute quarter): {with_prior:.1f} s "
+          f"({with_prior / 20:.2f}x the 20 s goal; {with_prior / total:.1f}x the study alone)")
 
     def cold(code: str) -> float:
         best = np.inf

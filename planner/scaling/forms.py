@@ -176,18 +176,19 @@ def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
     for t in terms.TERMS:
         if t.acts_on == "data" and t.applies(x).any():
             log_d = log_d + t.effect(x, col, d)
-    known = np.zeros(len(x), dtype=bool)
-    log_u = np.log(u / 1e9)
-    for name in form.params:
-        if name.startswith("pool:") and name != "pool:*":
-            in_pool = (x.pool_key == name)[None, :]
-            known |= in_pool[0]
-            if in_pool.any():
-                slope = col["pool_slope:" + name[5:]]
-                log_d = log_d + (col[name] + slope * log_u) * in_pool
-    other = (~known & (x.pool_key != "pool:"))[None, :]  # a pool the fit has no parameter for: assumptions
-    if other.any():
-        log_d = log_d + (col["pool:*"] + col["pool_slope:*"] * log_u) * other
+    # pools: column 0 the reference pool (no change), then one per pool parameter, last ``pool:*`` (a pool
+    # the fit has no parameter for: drawn assumptions); each row gathers its pool's offset and slope
+    names = [n for n in form.params if n.startswith("pool:") and n != "pool:*"]
+    slot = {n: i + 1 for i, n in enumerate(names)}
+    where = np.asarray([0 if k == "pool:" else slot.get(k, len(names) + 1) for k in x.pool_key])
+    if where.any():
+        zero = np.zeros((1, 1))
+        offs = [zero] + [col[n] for n in names] + [col["pool:*"]]
+        slopes = [zero] + [col["pool_slope:" + n[5:]] for n in names] + [col["pool_slope:*"]]
+        b = max(c.shape[0] for c in offs + slopes)
+        off = np.concatenate([np.broadcast_to(c, (b, 1)) for c in offs], axis=1)
+        slope = np.concatenate([np.broadcast_to(c, (b, 1)) for c in slopes], axis=1)
+        log_d = log_d + off[:, where] + slope[:, where] * np.log(u / 1e9)
     err = (
         np.exp(col["log_E"])
         + np.exp(col["log_A"] - col["alpha"] * log_n)

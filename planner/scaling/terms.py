@@ -181,7 +181,17 @@ def quality_log_multiplier(q, clean, noise, softness):
     return np.log(vq / q) - np.log(v1)
 
 
-def _quality(x, col, d, q=None):
+def _on_rows(x, sel, effect):
+    """``effect(rows)`` (``[B or 1, k]``) on the rows ``sel`` of ``x``, zero on the others: a term evaluated
+    only where it applies (the quality integrals dominate a bootstrap's cost otherwise)."""
+    idx = np.flatnonzero(sel)
+    part = effect(x.take(idx))
+    out = np.zeros((part.shape[0], len(x)))
+    out[:, idx] = part
+    return out
+
+
+def _quality_of(x, col, q):
     clean, noise = col["quality_clean"], col["quality_noise"]
     for name in col:
         if name.startswith(("quality_clean:", "quality_noise:")):
@@ -191,8 +201,11 @@ def _quality(x, col, d, q=None):
                     clean = np.where(in_pool, col[name], clean)
                 else:
                     noise = np.where(in_pool, col[name], noise)
-    q = x.quality[None, :] if q is None else q
     return quality_log_multiplier(q, clean, noise, col["quality_softness"])
+
+
+def _quality(x, col, d):  # the whole pool (q = 1) is worth itself: zero there
+    return _on_rows(x, x.quality < 1.0, lambda xs: _quality_of(xs, col, xs.quality[None, :]))
 
 
 def _other_filter(x):
@@ -200,10 +213,11 @@ def _other_filter(x):
 
 
 def _filter(x, col, d):  # a filter of another kind keeping q is worth a score cut keeping q^k (>= q)
-    other = _other_filter(x)[None, :]
-    q = x.quality[None, :]
-    q_eff = np.where(other > 0, q ** col["filter_k"], q)
-    return other * (_quality(x, col, d, q_eff) - _quality(x, col, d, q))
+    def effect(xs):
+        q = xs.quality[None, :]
+        return _quality_of(xs, col, q ** col["filter_k"]) - _quality_of(xs, col, q)
+
+    return _on_rows(x, _other_filter(x) > 0, effect)
 
 
 def _gamma(x, col, d):  # B * N^gamma * D^-beta == B * (D * N^(-gamma/beta))^-beta
@@ -219,10 +233,13 @@ def _slip(x, col, d):
 
 
 def _flip(x, col, d):
-    m = x.mask[None, :]
-    onset = x.seen[None, :] / (x.seen[None, :] + col["flip_onset"])  # the gain appears with samples seen
-    small = (1.0 - onset) * col["flip_small"] * np.log1p(-np.minimum(m, 0.99))  # a masked sample, few seen
-    return x.is_flip[None, :] * (onset * (col["flip_phi"] * m + col["flip_psi"] * m * m) + small)
+    def effect(xs):
+        m, seen = xs.mask[None, :], xs.seen[None, :]
+        onset = seen / (seen + col["flip_onset"])  # the gain appears with samples seen
+        small = (1.0 - onset) * col["flip_small"] * np.log1p(-np.minimum(m, 0.99))  # a masked sample, few seen
+        return onset * (col["flip_phi"] * m + col["flip_psi"] * m * m) + small
+
+    return _on_rows(x, x.is_flip > 0, effect)
 
 
 def _batch(x, col, d):
