@@ -41,6 +41,7 @@ def batched_lm(form: Form, x, theta0: np.ndarray, free: np.ndarray, weights: np.
         return r, np.where(np.isfinite(loss), loss, np.inf)
 
     r, loss = loss_of(theta, weights)
+    jac_of = _jacobian(form, x, free_idx, target)
     eye = np.eye(k)[None]
     active = np.ones(b, dtype=bool)  # replicates still improving; converged ones drop out of the batch
     for _ in range(iters):
@@ -48,18 +49,13 @@ def batched_lm(form: Form, x, theta0: np.ndarray, free: np.ndarray, weights: np.
         if not len(idx):
             break
         th, ra, wa, la = theta[idx], r[idx], weights[idx], lam[idx]
-        m = len(idx)
-        h = 1e-6 * np.maximum(1.0, np.abs(th[:, free_idx]))
-        stacked = np.repeat(th[None], k, axis=0)  # [k, m, P]
-        stacked[np.arange(k), :, free_idx] += h.T
-        res = log_error(form, stacked.reshape(k * m, -1), x).reshape(k, m, n) - target
-        jac = np.transpose((res - ra[None]) / h.T[:, :, None], (1, 2, 0))  # [m, n, k]
-        jac = np.where(np.isfinite(jac), jac, 0.0)
+        jac = jac_of(th, ra)
         w = wa * np.minimum(1.0, delta / np.maximum(np.abs(ra), 1e-12))
         w = np.where(np.isfinite(ra), w, 0.0)
         rr = np.where(np.isfinite(ra), ra, 0.0)
-        hess = np.einsum("bnk,bn,bnl->bkl", jac, w, jac)
-        grad = np.einsum("bnk,bn,bn->bk", jac, w, rr)
+        jw = jac * w[:, :, None]
+        hess = np.matmul(jw.transpose(0, 2, 1), jac)  # [b, k, k] (batched BLAS)
+        grad = np.einsum("bnk,bn->bk", jw, rr)
         diag = np.einsum("bkk->bk", hess) + 1e-9
         damped = hess + la[:, None, None] * (diag[:, :, None] * eye)
         try:
@@ -78,6 +74,37 @@ def batched_lm(form: Form, x, theta0: np.ndarray, free: np.ndarray, weights: np.
         done = (better & (gain <= 1e-9 * np.maximum(loss[idx], 1e-12))) | (lam[idx] >= 1e8)
         active[idx[done]] = False
     return theta, loss
+
+
+def _jacobian(form: Form, x, free_idx: np.ndarray, target: np.ndarray) -> Callable:
+    """``jac(theta [m, P], residuals [m, n]) -> [m, n, k]``: forward differences of the residuals in the free
+    parameters. A parameter that moves only some rows (a pool's offset, a strategy's or the quality
+    ladder's terms: :func:`planner.scaling.forms.param_applies`) is differenced on those rows only; the
+    parameters that move the same rows are differenced together. With the prior's many pool and term
+    parameters most columns are zero on most rows, and skipping them is most of a bootstrap's cost."""
+    from planner.scaling.forms import param_applies
+
+    groups: dict[bytes, list] = {}
+    for j, p in enumerate(free_idx):
+        rows = np.flatnonzero(param_applies(form, form.params[p], x))
+        if len(rows):
+            groups.setdefault(rows.tobytes(), [rows, []])[1].append((j, p))
+    parts = [(rows, x if len(rows) == len(x) else x.take(rows), np.asarray([j for j, _ in jp]),
+              np.asarray([p for _, p in jp])) for rows, jp in groups.values()]
+
+    def jac(th: np.ndarray, ra: np.ndarray) -> np.ndarray:
+        m = th.shape[0]
+        out = np.zeros((m, len(x), len(free_idx)))
+        for rows, xs, js, ps in parts:
+            g = len(ps)
+            h = 1e-6 * np.maximum(1.0, np.abs(th[:, ps]))  # [m, g]
+            stacked = np.repeat(th[None], g, axis=0)  # [g, m, P]
+            stacked[np.arange(g), :, ps] += h.T
+            res = log_error(form, stacked.reshape(g * m, -1), xs).reshape(g, m, len(rows)) - target[:, rows]
+            out[:, rows[:, None], js[None, :]] = np.transpose((res - ra[None][:, :, rows]) / h.T[:, :, None], (1, 2, 0))
+        return np.where(np.isfinite(out), out, 0.0)
+
+    return jac
 
 
 def bootstrap_draws(
