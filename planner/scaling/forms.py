@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -147,6 +148,16 @@ def param_applies(form: Form, name: str, x) -> np.ndarray:
     return np.ones(len(x), dtype=bool) if t is None else np.asarray(t.applies(x), dtype=bool)
 
 
+@lru_cache(maxsize=64)
+def _pool_slots(names: tuple[str, ...], keys: tuple[str, ...]) -> np.ndarray:
+    """Per row: 0 for the reference pool, ``i + 1`` for the pool of parameter ``names[i]``, ``len(names) + 1``
+    for a pool without a parameter (``pool:*``). Cached: a fit evaluates the same rows thousands of times."""
+    slot = {n: i + 1 for i, n in enumerate(names)}
+    out = np.asarray([0 if k == "pool:" else slot.get(k, len(names) + 1) for k in keys])
+    out.setflags(write=False)
+    return out
+
+
 def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
     """The form's output for every draw × row: ``theta [B, P]``, features ``x`` (n rows) → ``[B, n]``.
 
@@ -161,10 +172,8 @@ def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
         return theta[:, 0:1] + theta[:, 1:2] * log_c
     # A parameter that is the same in every draw (Jacobian columns of other parameters) is evaluated on
     # one row and broadcast; a term that applies to no row is skipped.
-    col = {}
-    for i, name in enumerate(form.params):
-        c = theta[:, i : i + 1]
-        col[name] = c[:1] if c.shape[0] > 1 and c.min() == c.max() else c
+    same = (theta == theta[:1]).all(axis=0) if theta.shape[0] > 1 else np.ones(theta.shape[1], dtype=bool)
+    col = {name: theta[:1, i : i + 1] if same[i] else theta[:, i : i + 1] for i, name in enumerate(form.params)}
     u = np.minimum(x.unique, x.seen)[None, :]
     d = {"u": u, "repeats": np.maximum(x.seen[None, :] / u - 1.0, 0.0)}
     log_n = np.log(x.capacity / 10.0)[None, :]
@@ -178,9 +187,8 @@ def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
             log_d = log_d + t.effect(x, col, d)
     # pools: column 0 the reference pool (no change), then one per pool parameter, last ``pool:*`` (a pool
     # the fit has no parameter for: drawn assumptions); each row gathers its pool's offset and slope
-    names = [n for n in form.params if n.startswith("pool:") and n != "pool:*"]
-    slot = {n: i + 1 for i, n in enumerate(names)}
-    where = np.asarray([0 if k == "pool:" else slot.get(k, len(names) + 1) for k in x.pool_key])
+    names = tuple(n for n in form.params if n.startswith("pool:") and n != "pool:*")
+    where = _pool_slots(names, tuple(x.pool_key.tolist()))
     if where.any():
         zero = np.zeros((1, 1))
         offs = [zero] + [col[n] for n in names] + [col["pool:*"]]
