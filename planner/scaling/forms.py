@@ -190,12 +190,12 @@ def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
     names = tuple(n for n in form.params if n.startswith("pool:") and n != "pool:*")
     where = _pool_slots(names, tuple(x.pool_key.tolist()))
     if where.any():
-        zero = np.zeros((1, 1))
-        offs = [zero] + [col[n] for n in names] + [col["pool:*"]]
-        slopes = [zero] + [col["pool_slope:" + n[5:]] for n in names] + [col["pool_slope:*"]]
+        offs = [col[n] for n in names] + [col["pool:*"]]
+        slopes = [col["pool_slope:" + n[5:]] for n in names] + [col["pool_slope:*"]]
         b = max(c.shape[0] for c in offs + slopes)
-        off = np.concatenate([np.broadcast_to(c, (b, 1)) for c in offs], axis=1)
-        slope = np.concatenate([np.broadcast_to(c, (b, 1)) for c in slopes], axis=1)
+        off, slope = np.zeros((b, len(offs) + 1)), np.zeros((b, len(offs) + 1))
+        for i, (o, sl) in enumerate(zip(offs, slopes), start=1):
+            off[:, i], slope[:, i] = o[:, 0], sl[:, 0]
         log_d = log_d + off[:, where] + slope[:, where] * np.log(u / 1e9)
     err = (
         np.exp(col["log_E"])

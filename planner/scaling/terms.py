@@ -104,6 +104,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -171,13 +172,13 @@ def _repetition(x, col, d):
 def quality_log_multiplier(q, clean, noise, softness):
     """log of the top-``q`` subset's value per sample relative to the whole pool's (see ``quality``)."""
     s, v = softness, noise
+    top = _softplus(clean / s)
 
     def value(xq):  # cumulative value of the top-xq fraction
-        integral = s * (_softplus(clean / s) - _softplus((clean - xq) / s))
-        return v * xq + (1.0 - v) * integral
+        return v * xq + (1.0 - v) * s * (top - _softplus((clean - xq) / s))
 
     vq = np.maximum(value(q), 1e-6 * q)
-    v1 = np.maximum(value(np.ones_like(q)), 1e-6)
+    v1 = np.maximum(value(1.0), 1e-6)
     return np.log(vq / q) - np.log(v1)
 
 
@@ -191,16 +192,20 @@ def _on_rows(x, sel, effect):
     return out
 
 
+@lru_cache(maxsize=16)
+def _pool_quality_params(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n for n in names if n.startswith(("quality_clean:", "quality_noise:")))
+
+
 def _quality_of(x, col, q):
     clean, noise = col["quality_clean"], col["quality_noise"]
-    for name in col:
-        if name.startswith(("quality_clean:", "quality_noise:")):
-            in_pool = (x.pool_key == "pool:" + name.split(":", 1)[1])[None, :]
-            if in_pool.any():
-                if name.startswith("quality_clean:"):
-                    clean = np.where(in_pool, col[name], clean)
-                else:
-                    noise = np.where(in_pool, col[name], noise)
+    for name in _pool_quality_params(tuple(col)):
+        in_pool = (x.pool_key == "pool:" + name.split(":", 1)[1])[None, :]
+        if in_pool.any():
+            if name.startswith("quality_clean:"):
+                clean = np.where(in_pool, col[name], clean)
+            else:
+                noise = np.where(in_pool, col[name], noise)
     return quality_log_multiplier(q, clean, noise, col["quality_softness"])
 
 
