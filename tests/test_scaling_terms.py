@@ -45,7 +45,8 @@ def test_each_term_is_one_record_with_bounds_range_and_citation():
 
 
 def test_law_is_core_plus_sum_of_terms():
-    """log D and log N are the core plus each term's effect; the error is the saturating core on them."""
+    """log D and log N are the core plus each term's effect on the rows it applies to; the error is the
+    saturating core on them."""
     form = make_form("saturating", ("cc3m",))
     rng = np.random.default_rng(0)
     theta = np.asarray(form.default, dtype=float)
@@ -55,9 +56,12 @@ def test_law_is_core_plus_sum_of_terms():
     col = {n: theta[None, i : i + 1] for i, n in enumerate(form.params)}
     u = np.minimum(x.unique, x.seen)[None, :]
     d = {"u": u, "repeats": np.maximum(x.seen[None, :] / u - 1, 0)}
-    log_n = np.log(x.capacity / 10)[None, :] + sum(t.effect(x, col, d) for t in terms.TERMS if t.acts_on == "capacity")
+    def effect(t):  # a term acts on the rows it applies to
+        return t.applies(x)[None, :] * t.effect(x, col, d)
+
+    log_n = np.log(x.capacity / 10)[None, :] + sum(effect(t) for t in terms.TERMS if t.acts_on == "capacity")
     d["log_n"] = log_n
-    log_d = np.log(u / 1e9) + sum(t.effect(x, col, d) for t in terms.TERMS if t.acts_on == "data")
+    log_d = np.log(u / 1e9) + sum(effect(t) for t in terms.TERMS if t.acts_on == "data")
     in_cc3m = (x.pool_key == "pool:cc3m")[None, :]
     log_d = log_d + in_cc3m * (col["pool:cc3m"] + col["pool_slope:cc3m"] * np.log(u / 1e9))
     p = dict(zip(form.params, theta))

@@ -158,6 +158,22 @@ def _pool_slots(names: tuple[str, ...], keys: tuple[str, ...]) -> np.ndarray:
     return out
 
 
+def _add_term(acc: np.ndarray, t, x, col: dict, d: dict) -> np.ndarray:
+    """``acc`` plus term ``t``'s effect on the rows it applies to (zero elsewhere). A term that applies to few
+    rows is evaluated on those only (in a bootstrap's Jacobian the quality integrals on every row would be
+    most of a fit's cost); one that applies to most is evaluated on all and masked (cheaper than a copy)."""
+    rows = np.asarray(t.applies(x), dtype=bool)
+    idx = np.flatnonzero(rows)
+    if not len(idx):
+        return acc
+    if 2 * len(idx) > len(x):
+        return acc + np.where(rows[None, :], t.effect(x, col, d), 0.0)
+    part = t.effect(x.take(idx), col, {k: v[:, idx] for k, v in d.items()})
+    out = np.zeros((max(acc.shape[0], part.shape[0]), len(x))) + acc
+    out[:, idx] += part
+    return out
+
+
 def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
     """The form's output for every draw × row: ``theta [B, P]``, features ``x`` (n rows) → ``[B, n]``.
 
@@ -178,13 +194,13 @@ def log_error(form: Form, theta: np.ndarray, x) -> np.ndarray:
     d = {"u": u, "repeats": np.maximum(x.seen[None, :] / u - 1.0, 0.0)}
     log_n = np.log(x.capacity / 10.0)[None, :]
     for t in terms.TERMS:
-        if t.acts_on == "capacity" and t.applies(x).any():
-            log_n = log_n + t.effect(x, col, d)
+        if t.acts_on == "capacity":
+            log_n = _add_term(log_n, t, x, col, d)
     d["log_n"] = log_n
     log_d = np.log(u / 1e9)
     for t in terms.TERMS:
-        if t.acts_on == "data" and t.applies(x).any():
-            log_d = log_d + t.effect(x, col, d)
+        if t.acts_on == "data":
+            log_d = _add_term(log_d, t, x, col, d)
     # pools: column 0 the reference pool (no change), then one per pool parameter, last ``pool:*`` (a pool
     # the fit has no parameter for: drawn assumptions); each row gathers its pool's offset and slope
     names = tuple(n for n in form.params if n.startswith("pool:") and n != "pool:*")

@@ -133,7 +133,8 @@ class Param:
 @dataclass(frozen=True)
 class Term:
     """A term of the law: adds ``effect(x, col, d)`` (log-multiplier, ``[B or 1, n]``) to ``log D`` or
-    ``log N`` (``acts_on``) on the rows where ``applies(x)`` holds.
+    ``log N`` (``acts_on``) on the rows where ``applies(x)`` holds; ``effect`` is called with those rows only
+    (:func:`planner.scaling.forms.log_error`), zero elsewhere.
 
     ``identifiable(x, name)`` says whether rows ``x`` can fit parameter ``name``; ``d`` holds derived
     arrays (``u`` unique samples capped at samples seen, ``repeats`` = epochs - 1).
@@ -182,16 +183,6 @@ def quality_log_multiplier(q, clean, noise, softness):
     return np.log(vq / q) - np.log(v1)
 
 
-def _on_rows(x, sel, effect):
-    """``effect(rows)`` (``[B or 1, k]``) on the rows ``sel`` of ``x``, zero on the others: a term evaluated
-    only where it applies (the quality integrals dominate a bootstrap's cost otherwise)."""
-    idx = np.flatnonzero(sel)
-    part = effect(x.take(idx))
-    out = np.zeros((part.shape[0], len(x)))
-    out[:, idx] = part
-    return out
-
-
 @lru_cache(maxsize=16)
 def _pool_quality_params(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(n for n in names if n.startswith(("quality_clean:", "quality_noise:")))
@@ -209,8 +200,8 @@ def _quality_of(x, col, q):
     return quality_log_multiplier(q, clean, noise, col["quality_softness"])
 
 
-def _quality(x, col, d):  # the whole pool (q = 1) is worth itself: zero there
-    return _on_rows(x, x.quality < 1.0, lambda xs: _quality_of(xs, col, xs.quality[None, :]))
+def _quality(x, col, d):
+    return _quality_of(x, col, x.quality[None, :])
 
 
 def _other_filter(x):
@@ -218,11 +209,8 @@ def _other_filter(x):
 
 
 def _filter(x, col, d):  # a filter of another kind keeping q is worth a score cut keeping q^k (>= q)
-    def effect(xs):
-        q = xs.quality[None, :]
-        return _quality_of(xs, col, q ** col["filter_k"]) - _quality_of(xs, col, q)
-
-    return _on_rows(x, _other_filter(x) > 0, effect)
+    q = x.quality[None, :]
+    return _quality_of(x, col, q ** col["filter_k"]) - _quality_of(x, col, q)
 
 
 def _gamma(x, col, d):  # B * N^gamma * D^-beta == B * (D * N^(-gamma/beta))^-beta
@@ -234,17 +222,14 @@ def _gamma(x, col, d):  # B * N^gamma * D^-beta == B * (D * N^(-gamma/beta))^-be
 
 
 def _slip(x, col, d):
-    return x.is_slip[None, :] * col["slip_kappa"] / (1.0 + x.seen[None, :] / col["slip_fade"])
+    return col["slip_kappa"] / (1.0 + x.seen[None, :] / col["slip_fade"])
 
 
 def _flip(x, col, d):
-    def effect(xs):
-        m, seen = xs.mask[None, :], xs.seen[None, :]
-        onset = seen / (seen + col["flip_onset"])  # the gain appears with samples seen
-        small = (1.0 - onset) * col["flip_small"] * np.log1p(-np.minimum(m, 0.99))  # a masked sample, few seen
-        return onset * (col["flip_phi"] * m + col["flip_psi"] * m * m) + small
-
-    return _on_rows(x, x.is_flip > 0, effect)
+    m, seen = x.mask[None, :], x.seen[None, :]
+    onset = seen / (seen + col["flip_onset"])  # the gain appears with samples seen
+    small = (1.0 - onset) * col["flip_small"] * np.log1p(-np.minimum(m, 0.99))  # a masked sample, few seen
+    return onset * (col["flip_phi"] * m + col["flip_psi"] * m * m) + small
 
 
 def _batch(x, col, d):
@@ -253,15 +238,15 @@ def _batch(x, col, d):
 
 def _aug(x, col, d):
     grow = -np.expm1(-d["repeats"] / col["aug_repeats"])
-    return x.is_aug[None, :] * np.log(col["aug_one_epoch"] * (1.0 + (col["aug_lambda"] - 1.0) * grow))
+    return np.log(col["aug_one_epoch"] * (1.0 + (col["aug_lambda"] - 1.0) * grow))
 
 
 def _conv_data(x, col, d):
-    return col["conv_data"] * x.conv[None, :]
+    return col["conv_data"] * np.ones((1, len(x)))
 
 
 def _conv_capacity(x, col, d):
-    return col["conv_capacity"] * x.conv[None, :]
+    return col["conv_capacity"] * np.ones((1, len(x)))
 
 
 # ---------------------------------------------------------------- identifiability
